@@ -1,0 +1,20 @@
+//! The write side of Handover: the hash-chained log in redb and its single writer.
+//!
+//! # Layout
+//! - [`store`]: [`LogStore`], the redb file — tables, format check, and `append_group`, the one
+//!   function that extends the chain (one write transaction, `Durability::Immediate`).
+//! - [`writer`]: [`Ledger`], the cloneable handle callers append through, and the writer thread
+//!   that owns the [`LogStore`] and commits many requests together (group commit).
+//! - [`reader`]: read-only access for operators and compliance: verify the chain in a store,
+//!   export a range as the documented export file.
+//!
+//! **Architecture Invariant:** an append is acknowledged only after the write transaction that
+//! holds it has committed with `Durability::Immediate`. Nothing else writes the `log` table, and
+//! nothing ever rewrites or deletes one of its entries.
+
+pub mod reader;
+pub mod store;
+pub mod writer;
+
+pub use store::{Appended, LogStore, NewEntry, OpenError, STORE_FILE};
+pub use writer::{AppendError, Ledger, WriterConfig, WriterHandle};

@@ -1,0 +1,427 @@
+//! The redb file that holds the log.
+//!
+//! Tables:
+//! - `log`: seq (u64) → entry bytes, exactly as documented in `docs/log-format.md`;
+//! - `meta`: `store` = `handover-ledger`, `format_version` = u32 LE, `head` = seq u64 LE ‖ hash;
+//! - `idempotency`: client event id → seq.
+//!
+//! The store refuses to open a format version it does not know, and a file that is not a
+//! Handover store; in both cases it writes nothing.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use proto_types::chain::{self, GENESIS, Hash32};
+use proto_types::event::EncodeError;
+use proto_types::ids::EventId;
+use proto_types::{EntryRef, Event, Timestamp};
+use redb::{
+    Database, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition,
+};
+
+/// The file name of the store inside a data directory.
+pub const STORE_FILE: &str = "ledger.redb";
+/// The store format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+const STORE_KIND: &[u8] = b"handover-ledger";
+
+pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const IDEMPOTENCY: TableDefinition<&str, u64> = TableDefinition::new("idempotency");
+
+/// Why a store cannot be opened. Opening never modifies a file it then rejects.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{}: no such file or directory", .0.display())]
+    NotFound(PathBuf),
+    #[error("{}: not a Handover store ({why})", .path.display())]
+    NotAStore { path: PathBuf, why: String },
+    #[error("{}: store format version {found} is newer than this build supports ({supported})", .path.display())]
+    NewerFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("{}: the store is in use by another process", .0.display())]
+    InUse(PathBuf),
+    #[error("{}: the store was not closed cleanly; start the ledger on it once to recover it", .0.display())]
+    NeedsRecovery(PathBuf),
+    #[error("{}: {source}", .path.display())]
+    Storage {
+        path: PathBuf,
+        #[source]
+        source: redb::Error,
+    },
+}
+
+/// An event ready to append: encoded and digested by the caller, off the writer thread.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub event_id: Option<EventId>,
+    pub payload: Vec<u8>,
+    pub payload_hash: Hash32,
+}
+
+impl NewEntry {
+    /// # Errors
+    /// When the event cannot be encoded.
+    pub fn from_event(event: &Event) -> Result<Self, EncodeError> {
+        let payload = event.encode()?;
+        Ok(Self {
+            event_id: event.id.clone(),
+            payload_hash: chain::payload_hash(&payload),
+            payload,
+        })
+    }
+}
+
+/// The acknowledgement of one appended event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: u64,
+    pub hash: Hash32,
+    pub recorded_at: Timestamp,
+    /// True when the event id had been appended before: nothing new was written, and `seq` and
+    /// `hash` are those of the original.
+    pub duplicate: bool,
+}
+
+/// Why a request in a group was refused (the others in the group are unaffected).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The id was used before (in the log, or earlier in the same request) for other content.
+    #[error("event {index}: id {id:?} was already used for an event with different content")]
+    IdConflict {
+        index: usize,
+        id: String,
+        /// The seq of the original, when it is in the log.
+        seq: Option<u64>,
+    },
+}
+
+/// What pass 1 of `append_group` decided for one entry.
+enum Planned {
+    New,
+    Stored(Appended),
+    Same(usize),
+}
+
+/// The position the next entry extends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// The seq the next entry gets (the number of entries).
+    pub next_seq: u64,
+    /// The hash of the last entry, or [`GENESIS`].
+    pub hash: Hash32,
+    pub recorded_at: Timestamp,
+}
+
+/// The writable log store. Owned by exactly one writer.
+pub struct LogStore {
+    db: Database,
+    head: Head,
+}
+
+fn storage(path: &Path) -> impl Fn(redb::Error) -> OpenError + '_ {
+    move |source| OpenError::Storage {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn map_db_error(path: &Path, e: redb::DatabaseError) -> OpenError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(path.to_path_buf()),
+        redb::DatabaseError::RepairAborted => OpenError::NeedsRecovery(path.to_path_buf()),
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::NotFound =>
+        {
+            OpenError::NotFound(path.to_path_buf())
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            OpenError::NotAStore {
+                path: path.to_path_buf(),
+                why: io.to_string(),
+            }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => OpenError::Storage {
+            path: path.to_path_buf(),
+            source: redb::Error::Io(io),
+        },
+        other => OpenError::NotAStore {
+            path: path.to_path_buf(),
+            why: other.to_string(),
+        },
+    }
+}
+
+/// Checks the `meta` table of any redb database and returns the head it records.
+pub(crate) fn check_meta(db: &impl ReadableDatabase, path: &Path) -> Result<Head, OpenError> {
+    let not_store = |why: &str| OpenError::NotAStore {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    };
+    let txn = db.begin_read().map_err(|e| storage(path)(e.into()))?;
+    let meta = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            return Err(not_store("it has no Handover meta table"));
+        }
+        Err(e) => return Err(not_store(&e.to_string())),
+    };
+    let get = |k: &str| -> Result<Option<Vec<u8>>, OpenError> {
+        Ok(meta
+            .get(k)
+            .map_err(|e| storage(path)(e.into()))?
+            .map(|v| v.value().to_vec()))
+    };
+    if get("store")?.as_deref() != Some(STORE_KIND) {
+        return Err(not_store("its meta table does not name a Handover ledger"));
+    }
+    let version = get("format_version")?
+        .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| not_store("it records no format version"))?;
+    if version > FORMAT_VERSION {
+        return Err(OpenError::NewerFormat {
+            path: path.to_path_buf(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if version < FORMAT_VERSION {
+        return Err(not_store(&format!("unknown old format version {version}")));
+    }
+    let head = match get("head")? {
+        None => Head {
+            next_seq: 0,
+            hash: GENESIS,
+            recorded_at: Timestamp(i64::MIN),
+        },
+        Some(v) if v.len() == 40 => {
+            let seq = u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
+            let log = txn.open_table(LOG).map_err(|e| storage(path)(e.into()))?;
+            let last = log
+                .get(seq)
+                .map_err(|e| storage(path)(e.into()))?
+                .ok_or_else(|| not_store("its head entry is missing"))?;
+            let recorded_at = EntryRef::parse(last.value())
+                .map(|e| e.recorded_at())
+                .map_err(|_| not_store("its head entry is unreadable"))?;
+            Head {
+                next_seq: seq + 1,
+                hash: v[8..40].try_into().expect("32 bytes"),
+                recorded_at,
+            }
+        }
+        Some(_) => return Err(not_store("its head record is malformed")),
+    };
+    Ok(head)
+}
+
+/// Opens a store read-only: nothing in the file is changed, and a store that needs recovery is
+/// refused rather than repaired.
+///
+/// # Errors
+/// [`OpenError`] naming the path and the problem.
+pub fn open_read_only(path: &Path) -> Result<(ReadOnlyDatabase, Head), OpenError> {
+    if !path.is_file() {
+        return Err(if path.exists() {
+            OpenError::NotAStore {
+                path: path.to_path_buf(),
+                why: "it is not a file".into(),
+            }
+        } else {
+            OpenError::NotFound(path.to_path_buf())
+        });
+    }
+    let db = ReadOnlyDatabase::open(path).map_err(|e| map_db_error(path, e))?;
+    let head = check_meta(&db, path)?;
+    Ok((db, head))
+}
+
+impl LogStore {
+    /// Opens the store at `path`, creating a new one if no file is there.
+    ///
+    /// # Errors
+    /// [`OpenError`]; an existing file that is not a Handover store of a known version is left
+    /// untouched.
+    pub fn open_or_create(path: &Path) -> Result<Self, OpenError> {
+        if path.exists() {
+            if !path.is_file() {
+                return Err(OpenError::NotAStore {
+                    path: path.to_path_buf(),
+                    why: "it is not a file".into(),
+                });
+            }
+            // Check read-only first, so that a foreign or newer file is never repaired or upgraded.
+            match open_read_only(path) {
+                Ok((ro, _)) => drop(ro),
+                // A crashed store is ours to recover: the read-write open below repairs it.
+                Err(OpenError::NeedsRecovery(_)) => {}
+                Err(e) => return Err(e),
+            }
+            let db = Database::open(path).map_err(|e| map_db_error(path, e))?;
+            let head = check_meta(&db, path)?;
+            return Ok(Self { db, head });
+        }
+        let db = Database::create(path).map_err(|e| map_db_error(path, e))?;
+        let txn = db.begin_write().map_err(|e| storage(path)(e.into()))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| storage(path)(e.into()))?;
+            meta.insert("store", STORE_KIND)
+                .map_err(|e| storage(path)(e.into()))?;
+            meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())
+                .map_err(|e| storage(path)(e.into()))?;
+            txn.open_table(LOG).map_err(|e| storage(path)(e.into()))?;
+            txn.open_table(IDEMPOTENCY)
+                .map_err(|e| storage(path)(e.into()))?;
+        }
+        txn.commit().map_err(|e| storage(path)(e.into()))?;
+        let head = check_meta(&db, path)?;
+        Ok(Self { db, head })
+    }
+
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// The underlying database, for readers in the same process.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Appends a group of requests in one write transaction committed with
+    /// `Durability::Immediate`. Each request is all-or-nothing: a rejected request writes none of
+    /// its events and does not affect the others.
+    ///
+    /// Returns one result per request, in order, once the commit is durable.
+    ///
+    /// # Errors
+    /// A storage error fails the whole group; nothing of it is committed and the in-memory head is
+    /// left as it was.
+    pub fn append_group(
+        &mut self,
+        requests: &[&[NewEntry]],
+        now: Timestamp,
+    ) -> Result<Vec<Result<Vec<Appended>, Rejection>>, redb::Error> {
+        let mut head = self.head;
+        // The ledger clock never goes backwards in the log, even if the wall clock does.
+        let recorded_at = now.max(head.recorded_at);
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let mut results = Vec::with_capacity(requests.len());
+        {
+            let mut log = txn.open_table(LOG)?;
+            let mut ids = txn.open_table(IDEMPOTENCY)?;
+            for request in requests {
+                // Pass 1: find duplicates and conflicts before writing anything of this request.
+                // `Planned::Same(i)` repeats the id of the request's own entry `i`.
+                let mut plan: Vec<Planned> = Vec::with_capacity(request.len());
+                let mut first_index: HashMap<&str, usize> = HashMap::new();
+                let mut rejected = None;
+                for (index, entry) in request.iter().enumerate() {
+                    let Some(id) = &entry.event_id else {
+                        plan.push(Planned::New);
+                        continue;
+                    };
+                    if let Some(&first) = first_index.get(id.as_str()) {
+                        if request[first].payload_hash != entry.payload_hash {
+                            rejected = Some(Rejection::IdConflict {
+                                index,
+                                id: id.to_string(),
+                                seq: None,
+                            });
+                            break;
+                        }
+                        plan.push(Planned::Same(first));
+                        continue;
+                    }
+                    first_index.insert(id.as_str(), index);
+                    let Some(seq) = ids.get(id.as_str())?.map(|v| v.value()) else {
+                        plan.push(Planned::New);
+                        continue;
+                    };
+                    let stored = log.get(seq)?.ok_or_else(|| {
+                        redb::Error::Corrupted(format!("idempotency names missing seq {seq}"))
+                    })?;
+                    let stored = EntryRef::parse(stored.value()).map_err(|e| {
+                        redb::Error::Corrupted(format!("entry {seq} is unreadable: {e}"))
+                    })?;
+                    if stored.payload_hash() != &entry.payload_hash {
+                        rejected = Some(Rejection::IdConflict {
+                            index,
+                            id: id.to_string(),
+                            seq: Some(seq),
+                        });
+                        break;
+                    }
+                    plan.push(Planned::Stored(Appended {
+                        seq,
+                        hash: *stored.hash(),
+                        recorded_at: stored.recorded_at(),
+                        duplicate: true,
+                    }));
+                }
+                if let Some(r) = rejected {
+                    results.push(Err(r));
+                    continue;
+                }
+                // Pass 2: write the new ones.
+                let mut acks: Vec<Appended> = Vec::with_capacity(request.len());
+                for (entry, planned) in request.iter().zip(plan) {
+                    match planned {
+                        Planned::Stored(dup) => {
+                            acks.push(dup);
+                            continue;
+                        }
+                        Planned::Same(first) => {
+                            acks.push(Appended {
+                                duplicate: true,
+                                ..acks[first]
+                            });
+                            continue;
+                        }
+                        Planned::New => {}
+                    }
+                    let seq = head.next_seq;
+                    let (bytes, hash) = chain::seal(
+                        seq,
+                        recorded_at,
+                        &head.hash,
+                        &entry.payload_hash,
+                        &entry.payload,
+                    );
+                    log.insert(seq, bytes.as_slice())?;
+                    if let Some(id) = &entry.event_id {
+                        ids.insert(id.as_str(), seq)?;
+                    }
+                    head = Head {
+                        next_seq: seq + 1,
+                        hash,
+                        recorded_at,
+                    };
+                    acks.push(Appended {
+                        seq,
+                        hash,
+                        recorded_at,
+                        duplicate: false,
+                    });
+                }
+                results.push(Ok(acks));
+            }
+            if head != self.head {
+                let mut meta = txn.open_table(META)?;
+                let mut rec = [0u8; 40];
+                rec[..8].copy_from_slice(&(head.next_seq - 1).to_le_bytes());
+                rec[8..].copy_from_slice(&head.hash);
+                meta.insert("head", rec.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        self.head = head;
+        Ok(results)
+    }
+}

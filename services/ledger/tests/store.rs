@@ -1,0 +1,288 @@
+//! The ledger's store and writer, through their public API, on real redb files.
+
+use std::path::{Path, PathBuf};
+
+use ledger::reader::{export_store, verify_store};
+use ledger::{AppendError, Ledger, LogStore, NewEntry, OpenError, WriterConfig};
+use proto_types::event::EventKind;
+use proto_types::ids::{CustomerId, EmployeeId, EventId};
+use proto_types::{Actor, Event, Timestamp};
+
+fn event(id: Option<&str>, customer: &str) -> NewEntry {
+    NewEntry::from_event(&Event {
+        id: id.map(|i| EventId::parse(i).unwrap()),
+        actor: Actor::Employee(EmployeeId::parse("E-1").unwrap()),
+        occurred_at: Timestamp(1_700_000_000_000_000),
+        kind: EventKind::CustomerViewed {
+            customer: CustomerId::parse(customer).unwrap(),
+        },
+    })
+    .unwrap()
+}
+
+fn store_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join(ledger::STORE_FILE)
+}
+
+fn start(path: &Path) -> (Ledger, ledger::WriterHandle) {
+    Ledger::start(
+        LogStore::open_or_create(path).unwrap(),
+        WriterConfig::default(),
+    )
+}
+
+#[test]
+fn appends_get_gapless_seqs_and_a_chain_that_verifies_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let (ledger, handle) = start(&path);
+    let first = ledger
+        .append_blocking((0..10).map(|i| event(None, &format!("C-{i}"))).collect())
+        .unwrap();
+    assert_eq!(
+        first.iter().map(|a| a.seq).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    drop(ledger);
+    handle.join();
+
+    let (ledger, handle) = start(&path);
+    let more = ledger.append_blocking(vec![event(None, "C-x")]).unwrap();
+    assert_eq!(more[0].seq, 10, "a reopened store continues after its head");
+    drop(ledger);
+    handle.join();
+
+    let report = verify_store(&path, |_, _| {}).unwrap();
+    assert_eq!(report.broken, None);
+    assert_eq!((report.verified, report.announced), (11, 11));
+    assert_eq!(report.head_hash, more[0].hash);
+}
+
+#[test]
+fn a_retried_event_returns_its_original_seq_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, handle) = start(&store_path(&dir));
+    let a = ledger
+        .append_blocking(vec![
+            event(Some("evt-1"), "C-1"),
+            event(Some("evt-2"), "C-2"),
+        ])
+        .unwrap();
+    let again = ledger
+        .append_blocking(vec![
+            event(Some("evt-1"), "C-1"),
+            event(Some("evt-3"), "C-3"),
+            event(Some("evt-3"), "C-3"),
+        ])
+        .unwrap();
+    assert!(!a[0].duplicate);
+    assert_eq!(
+        (again[0].seq, again[0].hash, again[0].duplicate),
+        (a[0].seq, a[0].hash, true)
+    );
+    assert_eq!((again[1].seq, again[1].duplicate), (2, false));
+    assert_eq!(
+        (again[2].seq, again[2].hash, again[2].duplicate),
+        (2, again[1].hash, true)
+    );
+    let next = ledger.append_blocking(vec![event(None, "C-4")]).unwrap();
+    assert_eq!(next[0].seq, 3, "duplicates took no seq");
+    drop(ledger);
+    handle.join();
+}
+
+#[test]
+fn an_id_reused_for_other_content_is_rejected_and_nothing_of_its_request_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let (ledger, handle) = start(&path);
+    ledger
+        .append_blocking(vec![event(Some("evt-1"), "C-1")])
+        .unwrap();
+    let err = ledger
+        .append_blocking(vec![
+            event(Some("evt-9"), "C-9"),
+            event(Some("evt-1"), "C-2"),
+        ])
+        .unwrap_err();
+    assert!(
+        matches!(&err, AppendError::Rejected(r) if r.to_string().contains("event 1")),
+        "{err}"
+    );
+    let within = ledger
+        .append_blocking(vec![
+            event(Some("evt-5"), "C-5"),
+            event(Some("evt-5"), "C-6"),
+        ])
+        .unwrap_err();
+    assert!(matches!(within, AppendError::Rejected(_)));
+    let next = ledger
+        .append_blocking(vec![event(Some("evt-9"), "C-9")])
+        .unwrap();
+    assert_eq!(
+        (next[0].seq, next[0].duplicate),
+        (1, false),
+        "evt-9 was not written before"
+    );
+    drop(ledger);
+    handle.join();
+    assert_eq!(verify_store(&path, |_, _| {}).unwrap().verified, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appenders_are_all_acknowledged_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let (ledger, handle) = start(&path);
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let ledger = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for r in 0..20 {
+                let batch = (0..5)
+                    .map(|i| event(Some(&format!("t{t}-r{r}-i{i}")), "C-1"))
+                    .collect();
+                let acks = ledger.append(batch).await.unwrap();
+                assert!(
+                    acks.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+                    "a request stays contiguous"
+                );
+                seqs.extend(acks.iter().map(|a| a.seq));
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..1600).collect::<Vec<u64>>());
+    drop(ledger);
+    tokio::task::spawn_blocking(move || handle.join())
+        .await
+        .unwrap();
+    let report = verify_store(&path, |_, _| {}).unwrap();
+    assert_eq!((report.verified, report.broken), (1600, None));
+}
+
+#[test]
+fn a_full_queue_is_reported_instead_of_growing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open_or_create(&store_path(&dir)).unwrap();
+    let (ledger, handle) = Ledger::start(
+        store,
+        WriterConfig {
+            queue_capacity: 1,
+            max_group_events: 1,
+        },
+    );
+    // Submit until the queue refuses; the writer cannot drain 1,000 fsyncs faster than this loop.
+    let mut pending = Vec::new();
+    let mut full = false;
+    for i in 0..1000 {
+        match ledger.try_submit(vec![event(None, &format!("C-{i}"))]) {
+            Ok(p) => pending.push(p),
+            Err(AppendError::QueueFull) => {
+                full = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(full);
+    for p in pending {
+        p.blocking_recv().unwrap().unwrap();
+    }
+    drop(ledger);
+    handle.join();
+}
+
+#[test]
+fn an_export_of_a_range_verifies_against_its_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let (ledger, handle) = start(&path);
+    let acks = ledger
+        .append_blocking((0..20).map(|i| event(None, &format!("C-{i}"))).collect())
+        .unwrap();
+    drop(ledger);
+    handle.join();
+    let mut file = Vec::new();
+    let summary = export_store(&path, Some(5), Some(9), &mut file, |_, _| {}).unwrap();
+    assert_eq!((summary.header.first_seq, summary.header.count), (5, 5));
+    assert_eq!(summary.header.anchor, acks[4].hash);
+    let report = proto_types::export::verify_export(&file[..], |_| {}).unwrap();
+    assert_eq!(
+        (report.verified, report.broken, report.head_hash),
+        (5, None, acks[9].hash)
+    );
+    let err = export_store(&path, Some(5), Some(20), Vec::new(), |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("past the end"), "{err}");
+    let err = export_store(&path, Some(7), Some(6), Vec::new(), |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("after --to"), "{err}");
+}
+
+#[test]
+fn foreign_files_and_newer_formats_are_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.redb");
+    assert!(matches!(
+        verify_store(&missing, |_, _| {}),
+        Err(OpenError::NotFound(_))
+    ));
+    assert!(!missing.exists());
+
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, b"hello, I am not a database").unwrap();
+    for r in [
+        verify_store(&text, |_, _| {}).map(|_| ()),
+        LogStore::open_or_create(&text).map(|_| ()),
+    ] {
+        assert!(matches!(r, Err(OpenError::NotAStore { .. })), "{r:?}");
+    }
+    assert_eq!(std::fs::read(&text).unwrap(), b"hello, I am not a database");
+
+    // A redb file of someone else's.
+    let other = dir.path().join("other.redb");
+    {
+        let db = redb::Database::create(&other).unwrap();
+        let t = db.begin_write().unwrap();
+        t.open_table(redb::TableDefinition::<u64, u64>::new("x"))
+            .unwrap()
+            .insert(1, 2)
+            .unwrap();
+        t.commit().unwrap();
+    }
+    let before = std::fs::read(&other).unwrap();
+    assert!(matches!(
+        LogStore::open_or_create(&other),
+        Err(OpenError::NotAStore { .. })
+    ));
+    assert_eq!(std::fs::read(&other).unwrap(), before);
+
+    // A Handover store from a newer build.
+    let newer = store_path(&dir);
+    drop(LogStore::open_or_create(&newer).unwrap());
+    {
+        let db = redb::Database::open(&newer).unwrap();
+        let t = db.begin_write().unwrap();
+        t.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+            .unwrap()
+            .insert("format_version", 99u32.to_le_bytes().as_slice())
+            .unwrap();
+        t.commit().unwrap();
+    }
+    let before = std::fs::read(&newer).unwrap();
+    for r in [
+        verify_store(&newer, |_, _| {}).map(|_| ()),
+        LogStore::open_or_create(&newer).map(|_| ()),
+    ] {
+        assert!(
+            matches!(r, Err(OpenError::NewerFormat { found: 99, .. })),
+            "{r:?}"
+        );
+    }
+    assert_eq!(std::fs::read(&newer).unwrap(), before);
+}
