@@ -1,0 +1,64 @@
+//! The command line: the contract scripts and operators rely on (see `docs/cli.md`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Handover: a tamper-evident record of what employees do in the CRM, and their offboarding.
+#[derive(Debug, Parser)]
+#[command(name = "handover", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DataArg {
+    /// The data directory (or the store file itself).
+    #[arg(
+        long,
+        env = "HANDOVER_DATA",
+        default_value = "./data",
+        value_name = "DIR"
+    )]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Append a reproducible, realistic CRM history through the real append path.
+    Demo(crate::demo_cmd::DemoArgs),
+    /// Walk the hash chain of a store or an export file and report the first bad entry.
+    Verify(crate::verify_cmd::VerifyArgs),
+    /// Write a range of the log to the documented export file.
+    ExportLog(crate::export_cmd::ExportArgs),
+    /// Measure the log against its limits (raw redb, pure BLAKE3) and write target/bench/log.json.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// Runs the command line and maps the outcome to an exit code: 0 success, 1 a check found a
+/// problem, 2 bad usage or unusable input (with a one-line message on stderr).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let outcome = match cli.command {
+        Command::Demo(a) => crate::demo_cmd::run(a),
+        Command::Verify(a) => crate::verify_cmd::run(a),
+        Command::ExportLog(a) => crate::export_cmd::run(a),
+        Command::Bench(a) => crate::bench::run(a),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("handover: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The one Handover binary, as a library so that its parts are testable.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap), exit codes, and the dispatch to each command.
+//! - [`data_dir`]: where a data directory keeps its files.
+//! - [`demo`]: the reproducible CRM history generator; [`demo_cmd`] appends it through the ledger.
+//! - [`verify_cmd`]: `handover verify`, over a store or an export file.
+//! - [`export_cmd`]: `handover export-log`.
+//! - [`bench`]: `handover bench`, the log's benchmark against its raw-redb and pure-BLAKE3 limits.
+//! - [`progress`]: progress bars that show on a terminal and stay silent when piped.
+//!
+//! Exit codes: 0 success, 1 a verification found a problem, 2 bad usage or unusable input.
+
+pub mod bench;
+pub mod cli;
+pub mod data_dir;
+pub mod demo;
+pub mod demo_cmd;
+pub mod export_cmd;
+pub mod progress;
+pub mod verify_cmd;
