@@ -1,0 +1,33 @@
+# Handover — tasks. `just run` starts it with demo data; `just test` runs every test.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Tools that .ci/run installs (just, nats-server, python blake3) live here.
+export PATH := justfile_directory() + "/.tools/venv/bin:" + env_var("PATH")
+
+default:
+    @just --list
+
+# Append demo data to ./data (first run only) and verify the log.
+run:
+    cargo build --release -p handover
+    if [ ! -f data/ledger.redb ]; then ./target/release/handover demo --data data; fi
+    ./target/release/handover verify --data data
+
+# Build, then run every test (unit, integration, end-to-end against the real binary).
+test:
+    cargo build -p handover
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
+    cargo test --workspace --doc
+
+# Benchmarks: prints a table and writes target/bench/log.json.
+bench:
+    cargo build --release -p handover
+    ./target/release/handover bench --out target/bench/log.json
+
+fmt:
+    cargo fmt --all
+
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
