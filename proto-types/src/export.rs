@@ -54,6 +54,9 @@ impl ExportHeader {
         if version != EXPORT_FORMAT_VERSION {
             return Err(OpenError::UnsupportedVersion(version));
         }
+        if bytes[12..16] != [0; 4] {
+            return Err(OpenError::NotAnExport);
+        }
         let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
         let h_at = |i: usize| -> Hash32 { bytes[i..i + 32].try_into().expect("32 bytes") };
         Ok(Self {
@@ -72,7 +75,7 @@ pub enum OpenError {
     NotAnExport,
     #[error("export format version {0} is newer than this build reads ({EXPORT_FORMAT_VERSION})")]
     UnsupportedVersion(u32),
-    #[error("file is shorter than the {FILE_HEADER_LEN}-byte export header")]
+    #[error("not a Handover log export (the file is shorter than the {FILE_HEADER_LEN}-byte header)")]
     ShortHeader,
     #[error(transparent)]
     Io(#[from] io::Error),

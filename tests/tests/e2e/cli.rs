@@ -1,0 +1,299 @@
+//! The command line contract: exit codes, messages, and what is (not) written.
+
+use crate::helpers::*;
+
+fn assert_one_line_error(r: &Run, needle: &str) {
+    assert_eq!(r.code, 2, "stdout {} stderr {}", r.stdout, r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{:?}", r.stderr);
+    assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
+}
+
+#[test]
+fn verify_and_export_of_a_missing_path_exit_2_naming_it_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let m = path_str(&missing);
+    assert_one_line_error(&run(&["verify", "--data", m]), m);
+    assert_one_line_error(&run(&["verify", "--file", m]), m);
+    let out = dir.path().join("out.hlog");
+    assert_one_line_error(
+        &run(&["export-log", "--data", m, "--out", path_str(&out)]),
+        m,
+    );
+    assert!(!missing.exists());
+    assert!(!out.exists());
+}
+
+#[test]
+fn verify_of_something_that_is_not_a_handover_store_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_one_line_error(
+        &run(&["verify", "--data", path_str(&empty)]),
+        "not a Handover data directory",
+    );
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "nothing was created"
+    );
+
+    let text = dir.path().join("notes.txt");
+    std::fs::write(
+        &text,
+        "just some notes, long enough to not be a header ........................................",
+    )
+    .unwrap();
+    assert_one_line_error(
+        &run(&["verify", "--data", path_str(&text)]),
+        "not a Handover store",
+    );
+    assert_one_line_error(
+        &run(&["verify", "--file", path_str(&text)]),
+        "not a Handover log export",
+    );
+
+    let data = demo_store(dir.path(), "3");
+    let store = data.join("ledger.redb");
+    assert_one_line_error(
+        &run(&["verify", "--file", path_str(&store)]),
+        "not a Handover log export",
+    );
+}
+
+#[test]
+fn a_store_of_a_newer_format_version_is_refused_with_exit_2_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo_store(dir.path(), "2");
+    let store = data.join("ledger.redb");
+    {
+        let db = redb::Database::open(&store).unwrap();
+        let t = db.begin_write().unwrap();
+        t.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+            .unwrap()
+            .insert("format_version", 7u32.to_le_bytes().as_slice())
+            .unwrap();
+        t.commit().unwrap();
+    }
+    let before = std::fs::read(&store).unwrap();
+    let d = path_str(&data);
+    assert_one_line_error(&run(&["verify", "--data", d]), "format version 7 is newer");
+    let out = dir.path().join("x.hlog");
+    assert_one_line_error(
+        &run(&["export-log", "--data", d, "--out", path_str(&out)]),
+        "newer",
+    );
+    assert_one_line_error(&run(&["demo", "--data", d, "--days", "1"]), "newer");
+    assert_eq!(
+        std::fs::read(&store).unwrap(),
+        before,
+        "the store was not modified"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn export_log_refuses_bad_ranges_and_missing_output_directories_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo_store(dir.path(), "2");
+    let d = path_str(&data);
+    let nowhere = dir.path().join("missing").join("x.hlog");
+    assert_one_line_error(
+        &run(&["export-log", "--data", d, "--out", path_str(&nowhere)]),
+        "does not exist",
+    );
+    let out = dir.path().join("x.hlog");
+    let o = path_str(&out);
+    assert_one_line_error(
+        &run(&["export-log", "--data", d, "--to", "99999999", "--out", o]),
+        "past the end",
+    );
+    assert_one_line_error(
+        &run(&[
+            "export-log",
+            "--data",
+            d,
+            "--from",
+            "9",
+            "--to",
+            "3",
+            "--out",
+            o,
+        ]),
+        "after --to",
+    );
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temp file left behind"
+    );
+}
+
+#[test]
+fn bad_demo_arguments_exit_2() {
+    for args in [
+        &["demo", "--employees", "0"][..],
+        &["demo", "--days", "many"],
+        &["demo", "--customers", "-3"],
+        &["verify", "--data", "x", "--file", "y"],
+        &["frobnicate"],
+    ] {
+        let r = run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.is_empty());
+    }
+}
+
+#[test]
+fn a_healthy_log_verifies_with_its_entry_count_and_head_in_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo_store(dir.path(), "3");
+    let d = path_str(&data);
+    let out = dir.path().join("all.hlog");
+    let file = export(&data, &out);
+    let records = parse_export(&file);
+    let head = records.last().unwrap();
+
+    let text = run(&["verify", "--data", d]);
+    assert_eq!(text.code, 0);
+    assert!(
+        text.stdout.contains(&format!("{} entries", records.len())),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains(&hex::encode(head.hash)),
+        "{}",
+        text.stdout
+    );
+
+    for source in [["--data", d], ["--file", path_str(&out)]] {
+        let (code, v) = verify_json(&source);
+        assert_eq!(code, 0);
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["entries"], records.len() as u64);
+        assert_eq!(v["head_seq"], head.seq);
+        assert_eq!(v["head_hash"], hex::encode(head.hash));
+        assert!(v["first_bad_seq"].is_null());
+    }
+}
+
+#[test]
+fn a_second_demo_run_appends_after_the_head_and_the_chain_stays_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo_store(dir.path(), "2");
+    let (_, first) = verify_json(&["--data", path_str(&data)]);
+    let data2 = demo_store(dir.path(), "2");
+    assert_eq!(data, data2);
+    let (code, second) = verify_json(&["--data", path_str(&data)]);
+    assert_eq!(code, 0, "{second}");
+    let n1 = first["entries"].as_u64().unwrap();
+    assert_eq!(
+        second["entries"].as_u64().unwrap(),
+        2 * n1,
+        "the same history again, after the head"
+    );
+    // Entry n1 links to the old head.
+    let file = export(&data, &dir.path().join("x.hlog"));
+    let bytes_at = |seq: u64| {
+        let r = parse_export(&file)
+            .into_iter()
+            .find(|r| r.seq == seq)
+            .unwrap();
+        file[r.start + 4..r.end].to_vec()
+    };
+    assert_eq!(
+        hex::encode(&bytes_at(n1)[16..48]),
+        first["head_hash"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn an_export_from_the_middle_verifies_from_its_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo_store(dir.path(), "2");
+    let all = export(&data, &dir.path().join("all.hlog"));
+    let all = parse_export(&all);
+    let out = dir.path().join("mid.hlog");
+    let r = run(&[
+        "export-log",
+        "--data",
+        path_str(&data),
+        "--from",
+        "10",
+        "--to",
+        "19",
+        "--out",
+        path_str(&out),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(
+        &bytes[32..64],
+        &all[9].hash,
+        "the anchor is the hash of seq 9"
+    );
+    let (code, v) = verify_json(&["--file", path_str(&out)]);
+    assert_eq!(
+        (code, v["entries"].as_u64(), v["head_seq"].as_u64()),
+        (0, Some(10), Some(19))
+    );
+}
+
+/// docs/verify_export.py, written from docs/log-format.md alone, agrees with the binary.
+#[test]
+fn the_documented_python_verifier_accepts_an_export_and_names_a_tampered_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo_store(dir.path(), "2");
+    let out = dir.path().join("all.hlog");
+    let mut file = export(&data, &out);
+    let py = python_with_blake3();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/verify_export.py");
+    let ok = std::process::Command::new(&py)
+        .arg(script)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let records = parse_export(&file);
+    let target = &records[records.len() / 2];
+    file[target.end - 1] ^= 0x20; // the last payload byte
+    std::fs::write(&out, &file).unwrap();
+    let bad = std::process::Command::new(&py)
+        .arg(script)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stdout).trim(),
+        format!("seq {}: payload hash mismatch", target.seq)
+    );
+}
+
+fn python_with_blake3() -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/python");
+    let py = if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    };
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import blake3"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} cannot import blake3: run .ci/install-tools (just test does)",
+        py.display()
+    );
+    py
+}
