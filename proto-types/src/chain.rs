@@ -64,15 +64,33 @@ pub fn seal(
     payload_digest: &Hash32,
     payload: &[u8],
 ) -> (Vec<u8>, Hash32) {
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&recorded_at.0.to_le_bytes());
-    out.extend_from_slice(prev);
-    out.extend_from_slice(payload_digest);
-    let hash = entry_hash(out[..HASHED_LEN].try_into().expect("80 bytes"));
-    out.extend_from_slice(&hash);
-    out.extend_from_slice(payload);
+    let mut out = vec![0; HEADER_LEN + payload.len()];
+    let hash = seal_into(&mut out, seq, recorded_at, prev, payload_digest, payload);
     (out, hash)
+}
+
+/// Writes an entry into `out` (exactly `HEADER_LEN + payload.len()` bytes, e.g. space reserved
+/// in the store) and returns its hash.
+///
+/// # Panics
+/// If `out` has another length.
+pub fn seal_into(
+    out: &mut [u8],
+    seq: u64,
+    recorded_at: Timestamp,
+    prev: &Hash32,
+    payload_digest: &Hash32,
+    payload: &[u8],
+) -> Hash32 {
+    assert_eq!(out.len(), HEADER_LEN + payload.len(), "entry buffer length");
+    out[0..8].copy_from_slice(&seq.to_le_bytes());
+    out[8..16].copy_from_slice(&recorded_at.0.to_le_bytes());
+    out[16..48].copy_from_slice(prev);
+    out[48..80].copy_from_slice(payload_digest);
+    let hash = entry_hash(out[..HASHED_LEN].try_into().expect("80 bytes"));
+    out[80..112].copy_from_slice(&hash);
+    out[HEADER_LEN..].copy_from_slice(payload);
+    hash
 }
 
 /// A borrowed view of an entry's bytes, checked only for length.

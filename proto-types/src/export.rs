@@ -75,7 +75,9 @@ pub enum OpenError {
     NotAnExport,
     #[error("export format version {0} is newer than this build reads ({EXPORT_FORMAT_VERSION})")]
     UnsupportedVersion(u32),
-    #[error("not a Handover log export (the file is shorter than the {FILE_HEADER_LEN}-byte header)")]
+    #[error(
+        "not a Handover log export (the file is shorter than the {FILE_HEADER_LEN}-byte header)"
+    )]
     ShortHeader,
     #[error(transparent)]
     Io(#[from] io::Error),

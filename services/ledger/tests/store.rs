@@ -286,3 +286,50 @@ fn foreign_files_and_newer_formats_are_refused_untouched() {
     }
     assert_eq!(std::fs::read(&newer).unwrap(), before);
 }
+
+#[test]
+fn a_duplicate_in_a_later_request_of_the_same_commit_group_is_recognised() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LogStore::open_or_create(&store_path(&dir)).unwrap();
+    let a = [event(Some("evt-a"), "C-1"), event(Some("evt-b"), "C-2")];
+    let b = [event(Some("evt-b"), "C-2"), event(Some("evt-c"), "C-3")];
+    let c = [event(Some("evt-a"), "C-9")];
+    let results = store.append_group(&[&a, &b, &c], Timestamp(2)).unwrap();
+    let ra = results[0].as_ref().unwrap();
+    let rb = results[1].as_ref().unwrap();
+    assert_eq!(
+        (rb[0].seq, rb[0].hash, rb[0].duplicate),
+        (ra[1].seq, ra[1].hash, true)
+    );
+    assert_eq!((rb[1].seq, rb[1].duplicate), (2, false));
+    assert!(
+        results[2].is_err(),
+        "evt-a reused for other content in the same group"
+    );
+    assert_eq!(store.head().next_seq, 3);
+}
+
+#[test]
+fn a_retry_after_a_restart_is_still_recognised() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let (ledger, handle) = start(&path);
+    let first = ledger
+        .append_blocking(vec![
+            event(Some("evt-1"), "C-1"),
+            event(Some("evt-2"), "C-2"),
+        ])
+        .unwrap();
+    drop(ledger);
+    handle.join();
+    let (ledger, handle) = start(&path);
+    let again = ledger
+        .append_blocking(vec![event(Some("evt-1"), "C-1")])
+        .unwrap();
+    assert_eq!(
+        (again[0].seq, again[0].hash, again[0].duplicate),
+        (first[0].seq, first[0].hash, true)
+    );
+    drop(ledger);
+    handle.join();
+}
