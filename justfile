@@ -14,8 +14,12 @@ run:
     if [ ! -f data/ledger.redb ]; then ./target/release/handover demo --data data; fi
     ./target/release/handover verify --data data
 
+# Install the test tools (just, nats-server, python blake3) into .tools/ when missing.
+tools:
+    .ci/install-tools
+
 # Build, then run every test (unit, integration, end-to-end against the real binary).
-test:
+test: tools
     cargo build -p handover
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
     cargo test --workspace --doc

@@ -208,7 +208,7 @@ pub fn verify_export<R: Read>(
         if let Err(b) = v.check(&buf) {
             break Some(b);
         }
-        if v.count() % 65_536 == 0 {
+        if v.count().is_multiple_of(65_536) {
             progress(v.count());
         }
     };

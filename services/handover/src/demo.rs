@@ -442,7 +442,8 @@ impl DemoGenerator {
             }
             if self.rng.chance(0.25) {
                 let c = *self.rng.pick(&own);
-                let amount = 1_000_00 * (1 + self.rng.below(200) as i64);
+                // 1,000.00 to 200,000.00 EUR, in cents.
+                let amount = 100_000 * (1 + self.rng.below(200) as i64);
                 let id = DealId::parse(format!("D-{:06}", self.deals.len() + 1)).expect("valid id");
                 let t = at(&mut self.rng);
                 self.push(

@@ -60,7 +60,7 @@ pub fn verify_store(
             broken = Some(b);
             break;
         }
-        if v.count() % 65_536 == 0 {
+        if v.count().is_multiple_of(65_536) {
             progress(v.count(), total);
         }
     }
@@ -212,7 +212,7 @@ pub fn export_store(
             w.write_entry(v.value())?;
             bytes += 4 + v.value().len() as u64;
             done += 1;
-            if done % 65_536 == 0 {
+            if done.is_multiple_of(65_536) {
                 progress(done, count);
             }
         }

@@ -297,3 +297,48 @@ fn python_with_blake3() -> std::path::PathBuf {
     );
     py
 }
+
+#[test]
+fn bench_prints_a_table_and_writes_its_figures_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench").join("log.json");
+    let r = run(&[
+        "bench",
+        "--out",
+        path_str(&out),
+        "--verify-entries",
+        "3000",
+        "--commits",
+        "3",
+        "--rounds",
+        "1",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for row in [
+        "batch 1 ",
+        "batch 64 ",
+        "batch 1024 ",
+        "raw redb",
+        "BLAKE3 chain",
+        "bytes/entry",
+    ] {
+        assert!(r.stdout.contains(row), "{row:?} missing from\n{}", r.stdout);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let append = v["append"].as_array().unwrap();
+    assert_eq!(append.len(), 4);
+    for row in append {
+        assert!(
+            row["ours_per_s"].as_f64().unwrap() > 0.0
+                && row["raw_redb_per_s"].as_f64().unwrap() > 0.0
+        );
+        let ratio = row["ours_per_s"].as_f64().unwrap() / row["raw_redb_per_s"].as_f64().unwrap();
+        assert!((ratio - row["ratio"].as_f64().unwrap()).abs() < 1e-9);
+    }
+    assert_eq!(v["verify"]["entries"], 3000);
+    assert!(v["verify"]["ours_per_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        v["storage"]["bytes_per_entry"].as_f64().unwrap()
+            > v["storage"]["logical_bytes_per_entry"].as_f64().unwrap() * 0.5
+    );
+}
