@@ -5,6 +5,8 @@
 //!   function that extends the chain (one write transaction, `Durability::Immediate`).
 //! - [`writer`]: [`Ledger`], the cloneable handle callers append through, and the writer thread
 //!   that owns the [`LogStore`] and commits many requests together (group commit).
+//! - [`idempotency`]: the index that makes a retried event return its original seq, kept at
+//!   one insert per commit.
 //! - [`reader`]: read-only access for operators and compliance: verify the chain in a store,
 //!   export a range as the documented export file.
 //!
@@ -12,6 +14,7 @@
 //! holds it has committed with `Durability::Immediate`. Nothing else writes the `log` table, and
 //! nothing ever rewrites or deletes one of its entries.
 
+pub mod idempotency;
 pub mod reader;
 pub mod store;
 pub mod writer;

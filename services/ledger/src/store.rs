@@ -3,20 +3,18 @@
 //! Tables:
 //! - `log`: seq (u64) → entry bytes, exactly as documented in `docs/log-format.md`;
 //! - `meta`: `store` = `handover-ledger`, `format_version` = u32 LE, `head` = seq u64 LE ‖ hash;
-//! - `idempotency`: [`idempotency_key`] (the event's `occurred_at` and a digest of its client
-//!   event id) → seq. Keys lead with the time so that inserts land at the end of the B-tree, as
-//!   the `log`'s do: an index keyed by the bare id takes inserts all over the tree and doubled the
-//!   file size and halved append throughput (see `handover bench`).
+//! - `idempotency_runs` and `idempotency`: client event id → seq (see [`crate::idempotency`]).
 //!
 //! The store refuses to open a format version it does not know, and a file that is not a
 //! Handover store; in both cases it writes nothing.
 
 use std::collections::HashMap;
+
+use crate::idempotency::{self, GroupIndex, IdempotencyKey};
 use std::path::{Path, PathBuf};
 
 use proto_types::chain::{self, GENESIS, HEADER_LEN, Hash32};
 use proto_types::event::EncodeError;
-use proto_types::ids::EventId;
 use proto_types::{EntryRef, Event, Timestamp};
 use redb::{
     Database, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition,
@@ -30,25 +28,6 @@ const STORE_KIND: &[u8] = b"handover-ledger";
 
 pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-pub(crate) const IDEMPOTENCY: TableDefinition<IdempotencyKey, u64> =
-    TableDefinition::new("idempotency");
-
-/// `occurred_at` as an order-preserving u64 in the high half, the first 8 bytes (LE) of
-/// `BLAKE3-derive_key(IDEMPOTENCY_CONTEXT, event id)` in the low half. Two different ids at the
-/// same microsecond share a key with probability 2^-64; `append_group` detects that case and
-/// then indexes only the first.
-pub type IdempotencyKey = u128;
-const IDEMPOTENCY_CONTEXT: &str = "handover 2026-12-04 idempotency key v1";
-
-/// The idempotency key of an event: a retry carries the same id and the same `occurred_at`.
-pub fn idempotency_key(occurred_at: Timestamp, id: &EventId) -> IdempotencyKey {
-    // Flipping the sign bit makes the two's-complement order the unsigned order.
-    let time = (occurred_at.0 as u64) ^ (1 << 63);
-    let digest = blake3::derive_key(IDEMPOTENCY_CONTEXT, id.as_str().as_bytes());
-    let low = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
-    (u128::from(time) << 64) | u128::from(low)
-}
-
 /// Why a store cannot be opened. Opening never modifies a file it then rejects.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -92,7 +71,7 @@ impl NewEntry {
             idempotency_key: event
                 .id
                 .as_ref()
-                .map(|id| idempotency_key(event.occurred_at, id)),
+                .map(|id| idempotency::idempotency_key(event.occurred_at, id)),
             payload_hash: chain::payload_hash(&payload),
             payload,
         })
@@ -164,14 +143,15 @@ pub struct LogStore {
 }
 
 fn max_idempotency_key(db: &Database, path: &Path) -> Result<Option<IdempotencyKey>, OpenError> {
-    let txn = db.begin_read().map_err(|e| storage(path)(e.into()))?;
-    let ids = txn
-        .open_table(IDEMPOTENCY)
-        .map_err(|e| storage(path)(e.into()))?;
-    Ok(ids
-        .last()
-        .map_err(|e| storage(path)(e.into()))?
-        .map(|(k, _)| k.value()))
+    let fail = |e: redb::Error| storage(path)(e);
+    let txn = db.begin_read().map_err(|e| fail(e.into()))?;
+    let out_of_order = txn
+        .open_table(idempotency::OUT_OF_ORDER)
+        .map_err(|e| fail(e.into()))?;
+    let runs = txn
+        .open_table(idempotency::RUNS)
+        .map_err(|e| fail(e.into()))?;
+    idempotency::max_key(&out_of_order, &runs).map_err(|e| fail(e.into()))
 }
 
 fn storage(path: &Path) -> impl Fn(redb::Error) -> OpenError + '_ {
@@ -333,7 +313,9 @@ impl LogStore {
             meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())
                 .map_err(|e| storage(path)(e.into()))?;
             txn.open_table(LOG).map_err(|e| storage(path)(e.into()))?;
-            txn.open_table(IDEMPOTENCY)
+            txn.open_table(idempotency::OUT_OF_ORDER)
+                .map_err(|e| storage(path)(e.into()))?;
+            txn.open_table(idempotency::RUNS)
                 .map_err(|e| storage(path)(e.into()))?;
         }
         txn.commit().map_err(|e| storage(path)(e.into()))?;
@@ -369,19 +351,17 @@ impl LogStore {
         now: Timestamp,
     ) -> Result<Vec<Result<Vec<Appended>, Rejection>>, redb::Error> {
         let mut head = self.head;
-        let mut max_key = self.max_idempotency_key;
+        let mut id_index = GroupIndex::new(self.max_idempotency_key);
         // The ledger clock never goes backwards in the log, even if the wall clock does.
         let recorded_at = now.max(head.recorded_at);
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let mut results = Vec::with_capacity(requests.len());
-        // Index entries are inserted after the log's, in key order: one B-tree at a time.
-        let mut new_keys: Vec<(IdempotencyKey, u64)> = Vec::new();
-        // `new_keys[..pending.len()]` as a map, built only when a lookup needs it.
-        let mut pending: HashMap<IdempotencyKey, u64> = HashMap::new();
+        let max_key;
         {
             let mut log = txn.open_table(LOG)?;
-            let mut ids = txn.open_table(IDEMPOTENCY)?;
+            let mut out_of_order = txn.open_table(idempotency::OUT_OF_ORDER)?;
+            let mut runs = txn.open_table(idempotency::RUNS)?;
             for request in requests {
                 // Pass 1: find duplicates and conflicts before writing anything of this request.
                 // `Planned::Same(i)` repeats the id of the request's own entry `i`.
@@ -405,17 +385,7 @@ impl LogStore {
                         continue;
                     }
                     first_index.insert(key, index);
-                    let may_exist = max_key.is_some_and(|max| *key <= max);
-                    let found = if !may_exist {
-                        None
-                    } else if let Some(seq) = ids.get(key)?.map(|v| v.value()) {
-                        Some(seq)
-                    } else {
-                        // Written by an earlier request of this group, not yet indexed.
-                        pending.extend(new_keys[pending.len()..].iter().copied());
-                        pending.get(key).copied()
-                    };
-                    let Some(seq) = found else {
+                    let Some(seq) = id_index.lookup(&out_of_order, &runs, *key)? else {
                         plan.push(Planned::New);
                         continue;
                     };
@@ -478,8 +448,7 @@ impl LogStore {
                     );
                     drop(slot);
                     if let (Some(key), false) = (entry.idempotency_key, unindexed) {
-                        new_keys.push((key, seq));
-                        max_key = max_key.max(Some(key));
+                        id_index.record(key, seq);
                     }
                     head = Head {
                         next_seq: seq + 1,
@@ -495,10 +464,7 @@ impl LogStore {
                 }
                 results.push(Ok(acks));
             }
-            new_keys.sort_unstable();
-            for (key, seq) in &new_keys {
-                ids.insert(key, seq)?;
-            }
+            max_key = id_index.write(&mut out_of_order, &mut runs)?;
             if head != self.head {
                 let mut meta = txn.open_table(META)?;
                 let mut rec = [0u8; 40];

@@ -333,3 +333,134 @@ fn a_retry_after_a_restart_is_still_recognised() {
     drop(ledger);
     handle.join();
 }
+
+/// The idempotency index against a plain map, through in-order and out-of-order events, retries
+/// within a request, within a commit group and across commits, conflicting reuse of ids, and
+/// restarts.
+#[test]
+fn idempotency_agrees_with_a_model_through_disorder_retries_conflicts_and_restarts() {
+    use std::collections::HashMap;
+
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) % n
+        }
+    }
+    fn make(id: Option<&str>, time: i64, customer: &str) -> NewEntry {
+        NewEntry::from_event(&Event {
+            id: id.map(|i| EventId::parse(i).unwrap()),
+            actor: Actor::Employee(EmployeeId::parse("E-1").unwrap()),
+            occurred_at: Timestamp(time),
+            kind: EventKind::CustomerViewed {
+                customer: CustomerId::parse(customer).unwrap(),
+            },
+        })
+        .unwrap()
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let mut store = LogStore::open_or_create(&path).unwrap();
+    // id → (seq, occurred_at, customer)
+    let mut model: HashMap<String, (u64, i64, String)> = HashMap::new();
+    let mut ids: Vec<String> = Vec::new();
+    let mut rng = Rng(42);
+    let mut next_seq = 0u64;
+    let mut fresh = 0u64;
+    let (mut dups, mut conflicts, mut late) = (0, 0, 0);
+    for round in 0..400 {
+        if round % 60 == 59 {
+            drop(store);
+            store = LogStore::open_or_create(&path).unwrap();
+        }
+        let clock = 1_000_000 + round * 1_000;
+        let mut requests: Vec<Vec<NewEntry>> = Vec::new();
+        let mut expected: Vec<Option<Vec<(u64, bool)>>> = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            let mut req = Vec::new();
+            let mut exp = Vec::new();
+            let mut added: Vec<(String, (u64, i64, String))> = Vec::new();
+            let mut seq = next_seq;
+            let mut rejected = false;
+            for _ in 0..1 + rng.below(12) {
+                let roll = rng.below(100);
+                let known = |added: &Vec<(String, (u64, i64, String))>, id: &str| {
+                    model
+                        .get(id)
+                        .cloned()
+                        .or_else(|| added.iter().find(|(i, _)| i == id).map(|(_, v)| v.clone()))
+                };
+                if roll < 25 && !ids.is_empty() {
+                    let id = ids[rng.below(ids.len() as u64) as usize].clone();
+                    let Some((s, t, c)) = known(&added, &id) else {
+                        continue;
+                    };
+                    req.push(make(Some(&id), t, &c));
+                    exp.push((s, true));
+                    dups += 1;
+                } else if roll < 28 && !ids.is_empty() {
+                    let id = ids[rng.below(ids.len() as u64) as usize].clone();
+                    let Some((_, t, _)) = known(&added, &id) else {
+                        continue;
+                    };
+                    req.push(make(Some(&id), t, "C-other"));
+                    rejected = true;
+                    conflicts += 1;
+                } else if roll < 35 {
+                    req.push(make(None, clock, "C-anon"));
+                    exp.push((seq, false));
+                    seq += 1;
+                } else {
+                    fresh += 1;
+                    let id = format!("evt-{fresh}");
+                    // About a third of new events are older than ones already indexed.
+                    let t = clock + rng.below(3_000) as i64 - 2_000;
+                    if t < clock - 1_000 {
+                        late += 1;
+                    }
+                    let c = format!("C-{}", rng.below(50));
+                    req.push(make(Some(&id), t, &c));
+                    exp.push((seq, false));
+                    added.push((id.clone(), (seq, t, c)));
+                    ids.push(id);
+                    seq += 1;
+                }
+            }
+            if req.is_empty() {
+                continue;
+            }
+            if rejected {
+                expected.push(None);
+            } else {
+                next_seq = seq;
+                model.extend(added);
+                expected.push(Some(exp));
+            }
+            requests.push(req);
+        }
+        let slices: Vec<&[NewEntry]> = requests.iter().map(Vec::as_slice).collect();
+        let results = store.append_group(&slices, Timestamp(clock)).unwrap();
+        for (i, (got, want)) in results.iter().zip(&expected).enumerate() {
+            match (got, want) {
+                (Err(_), None) => {}
+                (Ok(acks), Some(want)) => {
+                    let got: Vec<(u64, bool)> = acks.iter().map(|a| (a.seq, a.duplicate)).collect();
+                    assert_eq!(&got, want, "round {round}, request {i}");
+                }
+                (got, want) => panic!("round {round}, request {i}: got {got:?}, want {want:?}"),
+            }
+        }
+        assert_eq!(store.head().next_seq, next_seq, "round {round}");
+    }
+    assert!(
+        dups > 200 && conflicts > 20 && late > 200,
+        "{dups} {conflicts} {late}"
+    );
+    drop(store);
+    assert_eq!(verify_store(&path, |_, _| {}).unwrap().verified, next_seq);
+}
