@@ -126,14 +126,15 @@ pub struct ExportReport {
     pub broken: Option<ChainBreak>,
 }
 
-/// Verifies an export from a reader, calling `progress(entries_done)` now and then.
+/// Verifies an export from a reader, calling `progress(entries_done, entries_announced)` now and
+/// then.
 ///
 /// # Errors
 /// [`OpenError`] when the input is not an export this version reads; chain problems are
 /// reported in [`ExportReport::broken`], not as errors.
 pub fn verify_export<R: Read>(
     mut input: R,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(u64, u64),
 ) -> Result<ExportReport, OpenError> {
     let mut hb = [0u8; FILE_HEADER_LEN];
     read_full(&mut input, &mut hb)
@@ -209,10 +210,10 @@ pub fn verify_export<R: Read>(
             break Some(b);
         }
         if v.count().is_multiple_of(65_536) {
-            progress(v.count());
+            progress(v.count(), header.count);
         }
     };
-    progress(v.count());
+    progress(v.count(), header.count);
     Ok(ExportReport {
         header,
         verified: v.count(),
@@ -266,25 +267,28 @@ mod tests {
 
     #[test]
     fn a_written_export_verifies() {
-        let r = verify_export(&export(4)[..], |_| {}).unwrap();
+        let r = verify_export(&export(4)[..], |_, _| {}).unwrap();
         assert_eq!((r.verified, r.broken), (4, None));
     }
 
     #[test]
     fn truncation_and_trailing_data_are_named() {
         let f = export(4);
-        let r = verify_export(&f[..f.len() - 3], |_| {}).unwrap();
+        let r = verify_export(&f[..f.len() - 3], |_, _| {}).unwrap();
         assert_eq!(r.broken.unwrap().seq, 3);
         let mut longer = f.clone();
         longer.extend_from_slice(&[1, 2, 3, 4, 5]);
-        let b = verify_export(&longer[..], |_| {}).unwrap().broken.unwrap();
+        let b = verify_export(&longer[..], |_, _| {})
+            .unwrap()
+            .broken
+            .unwrap();
         assert_eq!((b.seq, b.kind.code()), (4, "undecodable_entry"));
         assert!(matches!(
-            verify_export(&f[..10], |_| {}),
+            verify_export(&f[..10], |_, _| {}),
             Err(OpenError::ShortHeader)
         ));
         assert!(matches!(
-            verify_export(&[0u8; 200][..], |_| {}),
+            verify_export(&[0u8; 200][..], |_, _| {}),
             Err(OpenError::NotAnExport)
         ));
     }

@@ -111,7 +111,7 @@ fn worked_example() -> String {
         w.write_entry(e).unwrap();
     }
     let file = w.finish().unwrap();
-    let report = verify_export(&file[..], |_| {}).unwrap();
+    let report = verify_export(&file[..], |_, _| {}).unwrap();
     assert_eq!((report.verified, report.broken), (3, None));
     writeln!(s).unwrap();
     writeln!(

@@ -41,11 +41,13 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let outcome = if let Some(file) = &args.file {
         let f = std::fs::File::open(file)
             .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), io_reason(&e)))?;
-        let total = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let bar = crate::progress::bar(total / 200, "verify");
+        let bar = crate::progress::bar(0, "verify");
         let report = proto_types::export::verify_export(
             std::io::BufReader::with_capacity(1 << 20, f),
-            |done| bar.set_position(done),
+            |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            },
         )
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         bar.finish_and_clear();

@@ -39,6 +39,7 @@ pub fn verify_store(
     let txn = db.begin_read().map_err(|e| storage(e.into()))?;
     let log = txn.open_table(LOG).map_err(|e| storage(e.into()))?;
     let total = head.next_seq;
+    progress(0, total);
     let mut v = ChainVerifier::new();
     let mut broken = None;
     for item in log.iter().map_err(|e| storage(e.into()))? {

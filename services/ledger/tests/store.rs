@@ -213,7 +213,7 @@ fn an_export_of_a_range_verifies_against_its_anchor() {
     let summary = export_store(&path, Some(5), Some(9), &mut file, |_, _| {}).unwrap();
     assert_eq!((summary.header.first_seq, summary.header.count), (5, 5));
     assert_eq!(summary.header.anchor, acks[4].hash);
-    let report = proto_types::export::verify_export(&file[..], |_| {}).unwrap();
+    let report = proto_types::export::verify_export(&file[..], |_, _| {}).unwrap();
     assert_eq!(
         (report.verified, report.broken, report.head_hash),
         (5, None, acks[9].hash)
