@@ -262,6 +262,16 @@ pub enum EventKind {
         /// Payloads older than this may be erased; the chain keeps their hashes.
         keep_days: u32,
     },
+    /// Attributes of an employee changed (e.g. by SCIM provisioning). `None` leaves a field as
+    /// it was; `manager: Some(None)` removes the manager.
+    EmployeeUpdated {
+        employee: EmployeeId,
+        name: Option<String>,
+        email: Option<String>,
+        manager: Option<Option<EmployeeId>>,
+        department: Option<String>,
+        title: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -297,6 +307,7 @@ impl EventKind {
             EventKind::HandoverCompleted { .. } => "handover_completed",
             EventKind::AuditLogQueried { .. } => "audit_log_queried",
             EventKind::RetentionPolicySet { .. } => "retention_policy_set",
+            EventKind::EmployeeUpdated { .. } => "employee_updated",
         }
     }
 }
@@ -515,6 +526,14 @@ pub(crate) mod tests {
                 scope: "customer_viewed".into(),
                 keep_days: 730,
             },
+            EventKind::EmployeeUpdated {
+                employee: emp("E-1"),
+                name: None,
+                email: Some("zhang.wei@example.com".into()),
+                manager: Some(None),
+                department: None,
+                title: Some("Senior Account Executive".into()),
+            },
         ]
     }
 
@@ -537,7 +556,7 @@ pub(crate) mod tests {
             assert_eq!(Event::decode(&bytes).unwrap(), event);
             assert!(names.insert(event.kind.name()), "{}", event.kind.name());
         }
-        assert_eq!(names.len(), 29);
+        assert_eq!(names.len(), 30);
     }
 
     /// Golden bytes: if this fails, an encoding changed and old logs would no longer decode.

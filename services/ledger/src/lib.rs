@@ -5,6 +5,8 @@
 //!   function that extends the chain (one write transaction, `Durability::Immediate`).
 //! - [`writer`]: [`Ledger`], the cloneable handle callers append through, and the writer thread
 //!   that owns the [`LogStore`] and commits many requests together (group commit).
+//! - [`commands`]: the rules: each HR/IdP command, checked against the projections, becomes the
+//!   events that record it (offboarding among them), or an error and nothing written.
 //! - [`idempotency`]: the index that makes a retried event return its original seq, kept at
 //!   one insert per commit.
 //! - [`reader`]: read-only access for operators and compliance: verify the chain in a store,
@@ -14,6 +16,7 @@
 //! holds it has committed with `Durability::Immediate`. Nothing else writes the `log` table, and
 //! nothing ever rewrites or deletes one of its entries.
 
+pub mod commands;
 pub mod idempotency;
 pub mod reader;
 pub mod store;
