@@ -154,11 +154,7 @@ fn plan<'a>(state: &'a State, leaver: &EmployeeId) -> Result<&'a Plan, CommandEr
 ///
 /// # Errors
 /// [`CommandError`] when the command does not fit the state.
-pub fn decide(
-    state: &State,
-    command: &Command,
-    now: Timestamp,
-) -> Result<Vec<EventKind>, CommandError> {
+pub fn decide(state: &State, command: &Command) -> Result<Vec<EventKind>, CommandError> {
     match command {
         Command::Hire {
             employee: id,
