@@ -350,121 +350,44 @@ impl LogStore {
         requests: &[&[NewEntry]],
         now: Timestamp,
     ) -> Result<Vec<Result<Vec<Appended>, Rejection>>, redb::Error> {
-        let mut head = self.head;
-        let mut id_index = GroupIndex::new(self.max_idempotency_key);
-        // The ledger clock never goes backwards in the log, even if the wall clock does.
-        let recorded_at = now.max(head.recorded_at);
+        self.with_group(now, |group| {
+            requests.iter().map(|r| group.append(r)).collect()
+        })
+    }
+
+    /// Runs `work` inside one write transaction and commits it with `Durability::Immediate`.
+    /// `work` appends through the [`Group`]; what it returns is handed back only once the commit
+    /// is durable.
+    ///
+    /// # Errors
+    /// A storage error, from `work` or the commit, fails the whole group: nothing of it is
+    /// committed and the in-memory head is left as it was.
+    pub fn with_group<T>(
+        &mut self,
+        now: Timestamp,
+        work: impl FnOnce(&mut Group<'_>) -> Result<T, redb::Error>,
+    ) -> Result<T, redb::Error> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        let mut results = Vec::with_capacity(requests.len());
-        let max_key;
-        {
-            let mut log = txn.open_table(LOG)?;
-            let mut out_of_order = txn.open_table(idempotency::OUT_OF_ORDER)?;
-            let mut runs = txn.open_table(idempotency::RUNS)?;
-            for request in requests {
-                // Pass 1: find duplicates and conflicts before writing anything of this request.
-                // `Planned::Same(i)` repeats the id of the request's own entry `i`.
-                let mut plan: Vec<Planned> = Vec::with_capacity(request.len());
-                let mut first_index: HashMap<&IdempotencyKey, usize> = HashMap::new();
-                let mut rejected = None;
-                for (index, entry) in request.iter().enumerate() {
-                    let Some(key) = &entry.idempotency_key else {
-                        plan.push(Planned::New);
-                        continue;
-                    };
-                    if let Some(&first) = first_index.get(key) {
-                        if request[first].payload_hash == entry.payload_hash {
-                            plan.push(Planned::Same(first));
-                        } else if same_id(&request[first].payload, &entry.payload) {
-                            rejected = Some(Rejection::IdConflict { index, seq: None });
-                            break;
-                        } else {
-                            plan.push(Planned::Unindexed);
-                        }
-                        continue;
-                    }
-                    first_index.insert(key, index);
-                    let Some(seq) = id_index.lookup(&out_of_order, &runs, *key)? else {
-                        plan.push(Planned::New);
-                        continue;
-                    };
-                    let stored = log.get(seq)?.ok_or_else(|| {
-                        redb::Error::Corrupted(format!("idempotency names missing seq {seq}"))
-                    })?;
-                    let stored = EntryRef::parse(stored.value()).map_err(|e| {
-                        redb::Error::Corrupted(format!("entry {seq} is unreadable: {e}"))
-                    })?;
-                    if stored.payload_hash() != &entry.payload_hash {
-                        if !same_id(stored.payload(), &entry.payload) {
-                            plan.push(Planned::Unindexed);
-                            continue;
-                        }
-                        rejected = Some(Rejection::IdConflict {
-                            index,
-                            seq: Some(seq),
-                        });
-                        break;
-                    }
-                    plan.push(Planned::Stored(Appended {
-                        seq,
-                        hash: *stored.hash(),
-                        recorded_at: stored.recorded_at(),
-                        duplicate: true,
-                    }));
-                }
-                if let Some(r) = rejected {
-                    results.push(Err(r));
-                    continue;
-                }
-                // Pass 2: write the new ones.
-                let mut acks: Vec<Appended> = Vec::with_capacity(request.len());
-                for (entry, planned) in request.iter().zip(plan) {
-                    let unindexed = matches!(planned, Planned::Unindexed);
-                    match planned {
-                        Planned::Stored(dup) => {
-                            acks.push(dup);
-                            continue;
-                        }
-                        Planned::Same(first) => {
-                            acks.push(Appended {
-                                duplicate: true,
-                                ..acks[first]
-                            });
-                            continue;
-                        }
-                        Planned::New | Planned::Unindexed => {}
-                    }
-                    let seq = head.next_seq;
-                    // Sealed in place, in the page redb reserves: no copy of the entry.
-                    let mut slot = log.insert_reserve(seq, HEADER_LEN + entry.payload.len())?;
-                    let hash = chain::seal_into(
-                        slot.as_mut(),
-                        seq,
-                        recorded_at,
-                        &head.hash,
-                        &entry.payload_hash,
-                        &entry.payload,
-                    );
-                    drop(slot);
-                    if let (Some(key), false) = (entry.idempotency_key, unindexed) {
-                        id_index.record(key, seq);
-                    }
-                    head = Head {
-                        next_seq: seq + 1,
-                        hash,
-                        recorded_at,
-                    };
-                    acks.push(Appended {
-                        seq,
-                        hash,
-                        recorded_at,
-                        duplicate: false,
-                    });
-                }
-                results.push(Ok(acks));
-            }
-            max_key = id_index.write(&mut out_of_order, &mut runs)?;
+        let (out, head, max_key) = {
+            let mut group = Group {
+                log: txn.open_table(LOG)?,
+                out_of_order: txn.open_table(idempotency::OUT_OF_ORDER)?,
+                runs: txn.open_table(idempotency::RUNS)?,
+                id_index: GroupIndex::new(self.max_idempotency_key),
+                head: self.head,
+                // The ledger clock never goes backwards in the log, even if the wall clock does.
+                recorded_at: now.max(self.head.recorded_at),
+            };
+            let out = work(&mut group)?;
+            let Group {
+                mut out_of_order,
+                mut runs,
+                id_index,
+                head,
+                ..
+            } = group;
+            let max_key = id_index.write(&mut out_of_order, &mut runs)?;
             if head != self.head {
                 let mut meta = txn.open_table(META)?;
                 let mut rec = [0u8; 40];
@@ -472,10 +395,161 @@ impl LogStore {
                 rec[8..].copy_from_slice(&head.hash);
                 meta.insert("head", rec.as_slice())?;
             }
-        }
+            (out, head, max_key)
+        };
         txn.commit()?;
         self.head = head;
         self.max_idempotency_key = max_key;
-        Ok(results)
+        Ok(out)
+    }
+
+    /// Calls `f` with every event of the log, in order (to rebuild projections).
+    ///
+    /// # Errors
+    /// A storage error, or an entry whose payload this build cannot decode.
+    pub fn fold_events(&self, mut f: impl FnMut(&Event)) -> Result<(), redb::Error> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(LOG)?;
+        for item in log.iter()? {
+            let (seq, bytes) = item?;
+            let entry = EntryRef::parse(bytes.value())
+                .map_err(|e| redb::Error::Corrupted(format!("entry {}: {e}", seq.value())))?;
+            let event = Event::decode(entry.payload())
+                .map_err(|e| redb::Error::Corrupted(format!("entry {}: {e}", seq.value())))?;
+            f(&event);
+        }
+        Ok(())
+    }
+}
+
+/// One write transaction in progress: requests are appended to it in order, and become durable
+/// together when [`LogStore::with_group`] commits.
+pub struct Group<'txn> {
+    log: redb::Table<'txn, u64, &'static [u8]>,
+    out_of_order: redb::Table<'txn, IdempotencyKey, u64>,
+    runs: redb::Table<'txn, IdempotencyKey, &'static [u8]>,
+    id_index: GroupIndex,
+    head: Head,
+    recorded_at: Timestamp,
+}
+
+impl Group<'_> {
+    /// The position the next entry extends (including this group's appends so far).
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// Appends one request, all or nothing.
+    ///
+    /// # Errors
+    /// Storage errors (which fail the group). A request refused for its content is `Ok(Err(_))`.
+    pub fn append(
+        &mut self,
+        request: &[NewEntry],
+    ) -> Result<Result<Vec<Appended>, Rejection>, redb::Error> {
+        let plan = match self.plan(request)? {
+            Ok(plan) => plan,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let mut acks: Vec<Appended> = Vec::with_capacity(request.len());
+        for (entry, planned) in request.iter().zip(plan) {
+            let unindexed = matches!(planned, Planned::Unindexed);
+            match planned {
+                Planned::Stored(dup) => {
+                    acks.push(dup);
+                    continue;
+                }
+                Planned::Same(first) => {
+                    acks.push(Appended {
+                        duplicate: true,
+                        ..acks[first]
+                    });
+                    continue;
+                }
+                Planned::New | Planned::Unindexed => {}
+            }
+            let seq = self.head.next_seq;
+            // Sealed in place, in the page redb reserves: no copy of the entry.
+            let mut slot = self
+                .log
+                .insert_reserve(seq, HEADER_LEN + entry.payload.len())?;
+            let hash = chain::seal_into(
+                slot.as_mut(),
+                seq,
+                self.recorded_at,
+                &self.head.hash,
+                &entry.payload_hash,
+                &entry.payload,
+            );
+            drop(slot);
+            if let (Some(key), false) = (entry.idempotency_key, unindexed) {
+                self.id_index.record(key, seq);
+            }
+            self.head = Head {
+                next_seq: seq + 1,
+                hash,
+                recorded_at: self.recorded_at,
+            };
+            acks.push(Appended {
+                seq,
+                hash,
+                recorded_at: self.recorded_at,
+                duplicate: false,
+            });
+        }
+        Ok(Ok(acks))
+    }
+
+    /// Pass 1 of an append: finds duplicates and conflicts before anything of the request is
+    /// written. `Planned::Same(i)` repeats the id of the request's own entry `i`.
+    fn plan(
+        &mut self,
+        request: &[NewEntry],
+    ) -> Result<Result<Vec<Planned>, Rejection>, redb::Error> {
+        let mut plan: Vec<Planned> = Vec::with_capacity(request.len());
+        let mut first_index: HashMap<&IdempotencyKey, usize> = HashMap::new();
+        for (index, entry) in request.iter().enumerate() {
+            let Some(key) = &entry.idempotency_key else {
+                plan.push(Planned::New);
+                continue;
+            };
+            if let Some(&first) = first_index.get(key) {
+                if request[first].payload_hash == entry.payload_hash {
+                    plan.push(Planned::Same(first));
+                } else if same_id(&request[first].payload, &entry.payload) {
+                    return Ok(Err(Rejection::IdConflict { index, seq: None }));
+                } else {
+                    plan.push(Planned::Unindexed);
+                }
+                continue;
+            }
+            first_index.insert(key, index);
+            let Some(seq) = self.id_index.lookup(&self.out_of_order, &self.runs, *key)? else {
+                plan.push(Planned::New);
+                continue;
+            };
+            let stored = self.log.get(seq)?.ok_or_else(|| {
+                redb::Error::Corrupted(format!("idempotency names missing seq {seq}"))
+            })?;
+            let stored = EntryRef::parse(stored.value())
+                .map_err(|e| redb::Error::Corrupted(format!("entry {seq} is unreadable: {e}")))?;
+            if stored.payload_hash() != &entry.payload_hash {
+                if !same_id(stored.payload(), &entry.payload) {
+                    plan.push(Planned::Unindexed);
+                    continue;
+                }
+                return Ok(Err(Rejection::IdConflict {
+                    index,
+                    seq: Some(seq),
+                }));
+            }
+            plan.push(Planned::Stored(Appended {
+                seq,
+                hash: *stored.hash(),
+                recorded_at: stored.recorded_at(),
+                duplicate: true,
+            }));
+        }
+        Ok(Ok(plan))
     }
 }
