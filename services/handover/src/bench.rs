@@ -78,7 +78,8 @@ fn ours(
 ) -> anyhow::Result<(Duration, Vec<Vec<u8>>)> {
     let path = dir.join("ours.redb");
     let _ = std::fs::remove_file(&path);
-    let (ledger, writer) = Ledger::start(LogStore::open_or_create(&path)?, WriterConfig::default());
+    let (ledger, writer) =
+        Ledger::start(LogStore::open_or_create(&path)?, WriterConfig::default())?;
     let chunks: Vec<Vec<NewEntry>> = entries.chunks(batch).map(<[NewEntry]>::to_vec).collect();
     let t = Instant::now();
     for chunk in chunks {
@@ -170,7 +171,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let entries = demo_entries(n, 2, true);
     let logical: u64 = entries.iter().map(|e| e.payload.len() as u64 + 96).sum();
     let path = tmp.path().join("big.redb");
-    let (ledger, writer) = Ledger::start(LogStore::open_or_create(&path)?, WriterConfig::default());
+    let (ledger, writer) =
+        Ledger::start(LogStore::open_or_create(&path)?, WriterConfig::default())?;
     let t = Instant::now();
     for chunk in entries.chunks(4096) {
         ledger.append_blocking(chunk.to_vec())?;

@@ -52,7 +52,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         id_prefix: Some(format!("demo-s{}-h{start}", args.seed)),
     });
     let planted = generator.planted_exporter().cloned();
-    let (ledger, writer) = Ledger::start(store, WriterConfig::default());
+    let (ledger, writer) = Ledger::start(store, WriterConfig::default())?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let result = rt.block_on(append_all(
         &ledger,

@@ -23,4 +23,4 @@ pub mod store;
 pub mod writer;
 
 pub use store::{Appended, LogStore, NewEntry, OpenError, STORE_FILE};
-pub use writer::{AppendError, Ledger, WriterConfig, WriterHandle};
+pub use writer::{AppendError, CommandFailure, Ledger, Recorded, WriterConfig, WriterHandle};

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use crate::idempotency::{self, GroupIndex, IdempotencyKey};
+use projections::flags::Flag;
 use std::path::{Path, PathBuf};
 
 use proto_types::chain::{self, GENESIS, HEADER_LEN, Hash32};
@@ -56,6 +57,8 @@ pub enum OpenError {
 /// An event ready to append: encoded and digested by the caller, off the writer thread.
 #[derive(Debug, Clone)]
 pub struct NewEntry {
+    /// The event itself, for the projections the writer keeps.
+    pub event: Event,
     /// The event's idempotency key, when it has a client event id.
     pub idempotency_key: Option<IdempotencyKey>,
     pub payload: Vec<u8>,
@@ -66,6 +69,12 @@ impl NewEntry {
     /// # Errors
     /// When the event cannot be encoded.
     pub fn from_event(event: &Event) -> Result<Self, EncodeError> {
+        Self::new(event.clone())
+    }
+
+    /// # Errors
+    /// When the event cannot be encoded.
+    pub fn new(event: Event) -> Result<Self, EncodeError> {
         let payload = event.encode()?;
         Ok(Self {
             idempotency_key: event
@@ -74,6 +83,7 @@ impl NewEntry {
                 .map(|id| idempotency::idempotency_key(event.occurred_at, id)),
             payload_hash: chain::payload_hash(&payload),
             payload,
+            event,
         })
     }
 }
@@ -87,6 +97,9 @@ pub struct Appended {
     /// True when the event id had been appended before: nothing new was written, and `seq` and
     /// `hash` are those of the original.
     pub duplicate: bool,
+    /// An anomaly the event shows the moment it is recorded (set by the writer, which keeps the
+    /// projections; never on a duplicate).
+    pub flag: Option<Flag>,
 }
 
 /// Why a request in a group was refused (the others in the group are unaffected).
@@ -495,6 +508,7 @@ impl Group<'_> {
                 hash,
                 recorded_at: self.recorded_at,
                 duplicate: false,
+                flag: None,
             });
         }
         Ok(Ok(acks))
@@ -548,6 +562,7 @@ impl Group<'_> {
                 hash: *stored.hash(),
                 recorded_at: stored.recorded_at(),
                 duplicate: true,
+                flag: None,
             }));
         }
         Ok(Ok(plan))

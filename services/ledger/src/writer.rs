@@ -1,25 +1,32 @@
-//! The single writer: one thread owns the [`LogStore`]; callers hand it requests over a bounded
-//! queue and await an acknowledgement that is sent only after the durable commit.
+//! The single writer: one thread owns the [`LogStore`] and the projections ([`State`]); callers
+//! hand it jobs over a bounded queue and await an answer that is sent only after the durable
+//! commit.
 //!
-//! Group commit: when the writer takes a request, it also takes every request already waiting
-//! (up to [`WriterConfig::max_group_events`] events) and commits them all in one write
-//! transaction. Under load, one fsync serves many callers; with one caller, nothing waits for a
-//! timer.
+//! Jobs: appends (events reported by the CRM), commands (HR and identity-provider requests,
+//! decided by [`commands::decide`] against the state *including every job before it*, so two
+//! racing commands cannot both pass a check that only one should), and reads of the state.
+//!
+//! Group commit: when the writer takes a job, it also takes every job already waiting (up to
+//! [`WriterConfig::max_group_events`] events) and commits them all in one write transaction.
+//! Under load, one fsync serves many callers; with one caller, nothing waits for a timer.
 //!
 //! The writer is an OS thread rather than a tokio task because redb's commit blocks on fsync; the
 //! async side only ever awaits a oneshot.
 
 use std::thread;
 
-use proto_types::Timestamp;
+use projections::State;
+use projections::flags;
+use proto_types::{Actor, Event, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::commands::{self, Command, CommandError};
 use crate::store::{Appended, LogStore, NewEntry, Rejection};
 
 /// Tuning of the writer.
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
-    /// Requests that may wait for the writer; past that [`Ledger::try_submit`] answers
+    /// Jobs that may wait for the writer; past that [`Ledger::try_submit`] answers
     /// [`AppendError::QueueFull`] and [`Ledger::submit`] waits.
     pub queue_capacity: usize,
     /// The most events one write transaction takes (a single larger request still goes alone).
@@ -48,18 +55,52 @@ pub enum AppendError {
     Storage(String),
 }
 
-type Ack = oneshot::Sender<Result<Vec<Appended>, AppendError>>;
+/// Why a command was not recorded. Nothing of it was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandFailure {
+    #[error(transparent)]
+    Refused(#[from] CommandError),
+    #[error(transparent)]
+    Append(#[from] AppendError),
+}
 
-struct Request {
-    entries: Vec<NewEntry>,
-    ack: Ack,
+/// An event a command recorded, with its acknowledgement.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub event: Event,
+    pub ack: Appended,
+}
+
+type AppendReply = oneshot::Sender<Result<Vec<Appended>, AppendError>>;
+type CommandReply = oneshot::Sender<Result<Vec<Recorded>, CommandFailure>>;
+
+enum Job {
+    Append {
+        entries: Vec<NewEntry>,
+        reply: AppendReply,
+    },
+    Command {
+        actor: Actor,
+        command: Command,
+        reply: CommandReply,
+    },
+    Read(Box<dyn FnOnce(&State) + Send>),
+}
+
+impl Job {
+    fn events(&self) -> usize {
+        match self {
+            Job::Append { entries, .. } => entries.len(),
+            Job::Command { .. } | Job::Read(_) => 1,
+        }
+    }
 }
 
 /// A cloneable handle to the writer. The writer stops once every handle is dropped, after it has
-/// committed and acknowledged everything it accepted.
+/// committed and answered everything it accepted.
 #[derive(Clone)]
 pub struct Ledger {
-    queue: mpsc::Sender<Request>,
+    queue: mpsc::Sender<Job>,
 }
 
 /// Joins the writer thread.
@@ -71,7 +112,7 @@ impl WriterHandle {
     /// Waits until the writer has drained its queue and closed the store. Call it after dropping
     /// every [`Ledger`] handle.
     pub fn join(self) {
-        // A panic in the writer has already failed every pending ack; nothing to add here.
+        // A panic in the writer has already failed every pending answer; nothing to add here.
         let _ = self.thread.join();
     }
 }
@@ -80,14 +121,22 @@ impl WriterHandle {
 pub type PendingAck = oneshot::Receiver<Result<Vec<Appended>, AppendError>>;
 
 impl Ledger {
-    /// Starts the writer thread over `store`.
-    pub fn start(store: LogStore, config: WriterConfig) -> (Ledger, WriterHandle) {
+    /// Rebuilds the projections from the log, then starts the writer thread over `store`.
+    ///
+    /// # Errors
+    /// When the log cannot be read or holds a payload this build cannot decode.
+    pub fn start(
+        store: LogStore,
+        config: WriterConfig,
+    ) -> Result<(Ledger, WriterHandle), redb::Error> {
+        let mut state = State::default();
+        store.fold_events(|e| state.apply(e))?;
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let thread = thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run_writer(store, rx, config.max_group_events.max(1)))
+            .spawn(move || run_writer(store, state, rx, config.max_group_events.max(1)))
             .expect("spawn the ledger writer thread");
-        (Ledger { queue: tx }, WriterHandle { thread })
+        Ok((Ledger { queue: tx }, WriterHandle { thread }))
     }
 
     /// Appends `entries` in order and returns their acknowledgements once they are durable.
@@ -102,15 +151,14 @@ impl Ledger {
     }
 
     /// Queues `entries`, waiting for room in the queue, and returns the pending acknowledgement.
-    /// Requests are committed in the order they were queued, so a caller may keep several in
-    /// flight.
+    /// Jobs are committed in the order they were queued, so a caller may keep several in flight.
     ///
     /// # Errors
     /// [`AppendError::Closed`] when the writer has stopped.
     pub async fn submit(&self, entries: Vec<NewEntry>) -> Result<PendingAck, AppendError> {
-        let (ack, rx) = oneshot::channel();
+        let (reply, rx) = oneshot::channel();
         self.queue
-            .send(Request { entries, ack })
+            .send(Job::Append { entries, reply })
             .await
             .map_err(|_| AppendError::Closed)?;
         Ok(rx)
@@ -122,13 +170,10 @@ impl Ledger {
     /// [`AppendError::QueueFull`] when the queue is full (the caller should back off, e.g. answer
     /// HTTP 429), [`AppendError::Closed`] when the writer has stopped.
     pub fn try_submit(&self, entries: Vec<NewEntry>) -> Result<PendingAck, AppendError> {
-        let (ack, rx) = oneshot::channel();
+        let (reply, rx) = oneshot::channel();
         self.queue
-            .try_send(Request { entries, ack })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => AppendError::QueueFull,
-                mpsc::error::TrySendError::Closed(_) => AppendError::Closed,
-            })?;
+            .try_send(Job::Append { entries, reply })
+            .map_err(full_or_closed)?;
         Ok(rx)
     }
 
@@ -137,48 +182,212 @@ impl Ledger {
     /// # Errors
     /// As [`Ledger::append`].
     pub fn append_blocking(&self, entries: Vec<NewEntry>) -> Result<Vec<Appended>, AppendError> {
-        let (ack, rx) = oneshot::channel();
+        let (reply, rx) = oneshot::channel();
         self.queue
-            .blocking_send(Request { entries, ack })
+            .blocking_send(Job::Append { entries, reply })
             .map_err(|_| AppendError::Closed)?;
         rx.blocking_recv().unwrap_or(Err(AppendError::Closed))
     }
+
+    /// Decides `command` against the state as of every job queued before it and, if it fits,
+    /// records its events (by `actor`, at the ledger's clock) in one commit.
+    ///
+    /// # Errors
+    /// [`CommandFailure::Refused`] when the command does not fit the state; nothing is written.
+    /// A full queue is [`AppendError::QueueFull`]: commands are not worth waiting on a backlog.
+    pub async fn command(
+        &self,
+        actor: Actor,
+        command: Command,
+    ) -> Result<Vec<Recorded>, CommandFailure> {
+        let (reply, rx) = oneshot::channel();
+        self.queue
+            .try_send(Job::Command {
+                actor,
+                command,
+                reply,
+            })
+            .map_err(full_or_closed)?;
+        rx.await.unwrap_or(Err(AppendError::Closed.into()))
+    }
+
+    /// Reads the projections as of the last commit (after every job queued before this one).
+    ///
+    /// # Errors
+    /// [`AppendError::QueueFull`] or [`AppendError::Closed`].
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&State) -> T + Send + 'static,
+    ) -> Result<T, AppendError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue
+            .try_send(Job::Read(Box::new(move |state| {
+                let _ = reply.send(f(state));
+            })))
+            .map_err(full_or_closed)?;
+        rx.await.map_err(|_| AppendError::Closed)
+    }
+
+    /// Jobs waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
 }
 
-fn run_writer(mut store: LogStore, mut rx: mpsc::Receiver<Request>, max_group_events: usize) {
-    let mut group: Vec<Request> = Vec::new();
+fn full_or_closed<T>(e: mpsc::error::TrySendError<T>) -> AppendError {
+    match e {
+        mpsc::error::TrySendError::Full(_) => AppendError::QueueFull,
+        mpsc::error::TrySendError::Closed(_) => AppendError::Closed,
+    }
+}
+
+/// An answer held back until the commit is durable.
+enum Reply {
+    Append(AppendReply, Result<Vec<Appended>, AppendError>),
+    Command(CommandReply, Result<Vec<Recorded>, CommandFailure>),
+}
+
+impl Reply {
+    fn send(self) {
+        // A caller that went away does not undo the commit; the events are durable all the same.
+        match self {
+            Reply::Append(tx, r) => drop(tx.send(r)),
+            Reply::Command(tx, r) => drop(tx.send(r)),
+        }
+    }
+
+    fn fail(self, err: &AppendError) {
+        match self {
+            Reply::Append(tx, _) => drop(tx.send(Err(err.clone()))),
+            Reply::Command(tx, _) => drop(tx.send(Err(err.clone().into()))),
+        }
+    }
+}
+
+fn run_writer(
+    mut store: LogStore,
+    mut state: State,
+    mut rx: mpsc::Receiver<Job>,
+    max_group_events: usize,
+) {
+    let mut group: Vec<Job> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
-        let mut events = first.entries.len();
+        let mut events = first.events();
         group.push(first);
         while events < max_group_events {
             match rx.try_recv() {
-                Ok(r) => {
-                    events += r.entries.len();
-                    group.push(r);
+                Ok(job) => {
+                    events += job.events();
+                    group.push(job);
                 }
                 Err(_) => break,
             }
         }
-        let slices: Vec<&[NewEntry]> = group.iter().map(|r| r.entries.as_slice()).collect();
-        match store.append_group(&slices, Timestamp::now()) {
-            Ok(results) => {
-                for (req, res) in group.drain(..).zip(results) {
-                    // The caller may have gone away; the events are durable all the same.
-                    let _ = req.ack.send(res.map_err(AppendError::from));
+        let now = Timestamp::now();
+        let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
+        let mut reads: Vec<Box<dyn FnOnce(&State) + Send>> = Vec::new();
+        let jobs = std::mem::take(&mut group);
+        let outcome = store.with_group(now, |g| {
+            for job in jobs {
+                match job {
+                    Job::Append { entries, reply } => {
+                        let result = g.append(&entries)?.map(|mut acks| {
+                            for (ack, entry) in acks.iter_mut().zip(&entries) {
+                                if !ack.duplicate {
+                                    ack.flag = flags::immediate(&state.directory, &entry.event);
+                                    state.apply(&entry.event);
+                                }
+                            }
+                            acks
+                        });
+                        replies.push(Reply::Append(reply, result.map_err(AppendError::from)));
+                    }
+                    Job::Command {
+                        actor,
+                        command,
+                        reply,
+                    } => {
+                        let result = match commands::decide(&state, &command) {
+                            Err(refused) => Err(CommandFailure::Refused(refused)),
+                            Ok(kinds) => {
+                                let events: Vec<Event> = kinds
+                                    .into_iter()
+                                    .map(|kind| Event {
+                                        id: None,
+                                        actor: actor.clone(),
+                                        occurred_at: now,
+                                        kind,
+                                    })
+                                    .collect();
+                                record(g, &mut state, events)?
+                            }
+                        };
+                        replies.push(Reply::Command(reply, result));
+                    }
+                    Job::Read(f) => reads.push(f),
+                }
+            }
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => {
+                for r in replies {
+                    r.send();
+                }
+                for read in reads {
+                    read(&state);
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "ledger commit failed; refusing further writes");
                 let err = AppendError::Storage(e.to_string());
-                for req in group.drain(..) {
-                    let _ = req.ack.send(Err(err.clone()));
+                for r in replies {
+                    r.fail(&err);
                 }
                 rx.close();
-                while let Some(req) = rx.blocking_recv() {
-                    let _ = req.ack.send(Err(err.clone()));
+                while let Some(job) = rx.blocking_recv() {
+                    match job {
+                        Job::Append { reply, .. } => drop(reply.send(Err(err.clone()))),
+                        Job::Command { reply, .. } => drop(reply.send(Err(err.clone().into()))),
+                        Job::Read(_) => {}
+                    }
                 }
                 return;
             }
         }
     }
+}
+
+/// Appends a command's events and folds them into the state.
+fn record(
+    g: &mut crate::store::Group<'_>,
+    state: &mut State,
+    events: Vec<Event>,
+) -> Result<Result<Vec<Recorded>, CommandFailure>, redb::Error> {
+    let entries = match events
+        .into_iter()
+        .map(NewEntry::new)
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            return Ok(Err(
+                AppendError::Storage(format!("cannot encode: {e}")).into()
+            ));
+        }
+    };
+    Ok(match g.append(&entries)? {
+        Ok(acks) => Ok(entries
+            .into_iter()
+            .zip(acks)
+            .map(|(entry, ack)| {
+                state.apply(&entry.event);
+                Recorded {
+                    event: entry.event,
+                    ack,
+                }
+            })
+            .collect()),
+        Err(rejection) => Err(AppendError::from(rejection).into()),
+    })
 }

@@ -6,7 +6,7 @@ use proto_types::{Actor, Event, Timestamp};
 use crate::directory::Directory;
 
 /// An immediate anomaly.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flag {
     /// An action by an account that was disabled (or deleted, or whose holder has departed).
     ActivityAfterDisable {

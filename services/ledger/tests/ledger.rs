@@ -29,6 +29,7 @@ fn start(path: &Path) -> (Ledger, ledger::WriterHandle) {
         LogStore::open_or_create(path).unwrap(),
         WriterConfig::default(),
     )
+    .unwrap()
 }
 
 #[test]
@@ -177,7 +178,8 @@ fn a_full_queue_is_reported_instead_of_growing() {
             queue_capacity: 1,
             max_group_events: 1,
         },
-    );
+    )
+    .unwrap();
     // Submit until the queue refuses; the writer cannot drain 1,000 fsyncs faster than this loop.
     let mut pending = Vec::new();
     let mut full = false;
@@ -463,4 +465,153 @@ fn idempotency_agrees_with_a_model_through_disorder_retries_conflicts_and_restar
     );
     drop(store);
     assert_eq!(verify_store(&path, |_, _| {}).unwrap().verified, next_seq);
+}
+
+mod commands {
+    use super::*;
+    use ledger::CommandFailure;
+    use ledger::commands::{Command, CommandError};
+    use projections::flags::Flag;
+    use proto_types::ids::SystemId;
+    use std::collections::BTreeMap;
+
+    fn hr() -> Actor {
+        Actor::System(SystemId::parse("hr-system").unwrap())
+    }
+    fn emp(s: &str) -> EmployeeId {
+        EmployeeId::parse(s).unwrap()
+    }
+    fn hire(id: &str, manager: Option<&str>) -> Command {
+        Command::Hire {
+            employee: emp(id),
+            name: id.into(),
+            email: format!("{id}@example.com"),
+            manager: manager.map(emp),
+            department: "Sales".into(),
+            title: "Rep".into(),
+        }
+    }
+    fn depart(id: &str) -> Command {
+        Command::Depart {
+            employee: emp(id),
+            effective_at: Timestamp::now(),
+            reason: "resigned".into(),
+            successors: BTreeMap::new(),
+            default_successor: None,
+        }
+    }
+    fn viewed_by(who: &str) -> NewEntry {
+        NewEntry::new(Event {
+            id: None,
+            actor: Actor::Employee(emp(who)),
+            occurred_at: Timestamp::now(),
+            kind: EventKind::CustomerViewed {
+                customer: CustomerId::parse("C-1").unwrap(),
+            },
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refused_command_writes_nothing_and_the_state_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let (ledger, handle) = start(&path);
+        ledger.command(hr(), hire("E-1", None)).await.unwrap();
+        ledger
+            .command(hr(), hire("E-2", Some("E-1")))
+            .await
+            .unwrap();
+        let recorded = ledger.command(hr(), depart("E-2")).await.unwrap();
+        let kinds: Vec<&str> = recorded.iter().map(|r| r.event.kind.name()).collect();
+        assert_eq!(
+            kinds,
+            ["employee_departed", "account_disabled", "handover_planned"]
+        );
+        assert_eq!(recorded[0].ack.seq, 2);
+        let again = ledger.command(hr(), depart("E-2")).await.unwrap_err();
+        assert!(
+            matches!(again, CommandFailure::Refused(CommandError::Conflict(_))),
+            "{again}"
+        );
+        let head = ledger.read(|s| s.applied).await.unwrap();
+        assert_eq!(head, 5, "the refusal wrote nothing");
+        drop(ledger);
+        tokio::task::spawn_blocking(move || handle.join())
+            .await
+            .unwrap();
+
+        let (ledger, handle) = start(&path);
+        let again = ledger.command(hr(), depart("E-2")).await.unwrap_err();
+        assert!(
+            matches!(again, CommandFailure::Refused(CommandError::Conflict(_))),
+            "replayed state"
+        );
+        drop(ledger);
+        tokio::task::spawn_blocking(move || handle.join())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn actions_by_disabled_or_unknown_accounts_are_recorded_and_flagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, handle) = start(&store_path(&dir));
+        ledger.command(hr(), hire("E-1", None)).await.unwrap();
+        ledger
+            .command(hr(), hire("E-2", Some("E-1")))
+            .await
+            .unwrap();
+        let departed = ledger.command(hr(), depart("E-2")).await.unwrap();
+        let acks = ledger
+            .append(vec![viewed_by("E-1"), viewed_by("E-2"), viewed_by("E-404")])
+            .await
+            .unwrap();
+        assert_eq!(acks.len(), 3, "every action is recorded");
+        assert_eq!(acks[0].flag, None);
+        let Some(Flag::ActivityAfterDisable {
+            gap_micros,
+            disabled_at,
+        }) = acks[1].flag
+        else {
+            panic!("{:?}", acks[1].flag);
+        };
+        assert_eq!(disabled_at, departed[1].event.occurred_at);
+        assert!(gap_micros >= 0);
+        assert_eq!(acks[2].flag, Some(Flag::UnknownActor));
+        drop(ledger);
+        tokio::task::spawn_blocking(move || handle.join())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_racing_departures_of_one_employee_exactly_one_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, handle) = start(&store_path(&dir));
+        ledger.command(hr(), hire("E-1", None)).await.unwrap();
+        ledger
+            .command(hr(), hire("E-2", Some("E-1")))
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let ledger = ledger.clone();
+                tokio::spawn(async move { ledger.command(hr(), depart("E-2")).await })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(CommandFailure::Refused(CommandError::Conflict(_))) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(ok, 1);
+        drop(ledger);
+        tokio::task::spawn_blocking(move || handle.join())
+            .await
+            .unwrap();
+    }
 }
