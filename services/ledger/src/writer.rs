@@ -72,6 +72,7 @@ pub struct Recorded {
 }
 
 type AppendReply = oneshot::Sender<Result<Vec<Appended>, AppendError>>;
+type ReadJob = Box<dyn FnOnce(&State) + Send>;
 type CommandReply = oneshot::Sender<Result<Vec<Recorded>, CommandFailure>>;
 
 enum Job {
@@ -84,7 +85,7 @@ enum Job {
         command: Command,
         reply: CommandReply,
     },
-    Read(Box<dyn FnOnce(&State) + Send>),
+    Read(ReadJob),
 }
 
 impl Job {
@@ -285,7 +286,7 @@ fn run_writer(
         }
         let now = Timestamp::now();
         let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
-        let mut reads: Vec<Box<dyn FnOnce(&State) + Send>> = Vec::new();
+        let mut reads: Vec<ReadJob> = Vec::new();
         let jobs = std::mem::take(&mut group);
         let outcome = store.with_group(now, |g| {
             for job in jobs {
