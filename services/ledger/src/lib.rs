@@ -9,6 +9,8 @@
 //!   events that record it (offboarding among them), or an error and nothing written.
 //! - [`idempotency`]: the index that makes a retried event return its original seq, kept at
 //!   one insert per commit.
+//! - [`http`]: the write API: ingest, HR commands, health and metrics (axum).
+//! - [`metrics`]: counters and the commit latency histogram, as Prometheus text.
 //! - [`reader`]: read-only access for operators and compliance: verify the chain in a store,
 //!   export a range as the documented export file.
 //!
@@ -17,7 +19,9 @@
 //! nothing ever rewrites or deletes one of its entries.
 
 pub mod commands;
+pub mod http;
 pub mod idempotency;
+pub mod metrics;
 pub mod reader;
 pub mod store;
 pub mod writer;

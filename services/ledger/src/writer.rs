@@ -13,7 +13,9 @@
 //! The writer is an OS thread rather than a tokio task because redb's commit blocks on fsync; the
 //! async side only ever awaits a oneshot.
 
+use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
 
 use projections::State;
 use projections::flags;
@@ -21,6 +23,7 @@ use proto_types::{Actor, Event, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::commands::{self, Command, CommandError};
+use crate::metrics::Metrics;
 use crate::store::{Appended, LogStore, NewEntry, Rejection};
 
 /// Tuning of the writer.
@@ -102,6 +105,7 @@ impl Job {
 #[derive(Clone)]
 pub struct Ledger {
     queue: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 /// Joins the writer thread.
@@ -133,11 +137,16 @@ impl Ledger {
         let mut state = State::default();
         store.fold_events(|e| state.apply(e))?;
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let metrics = Arc::new(Metrics::default());
+        metrics
+            .entries
+            .store(store.head().next_seq, std::sync::atomic::Ordering::Relaxed);
+        let m = metrics.clone();
         let thread = thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run_writer(store, state, rx, config.max_group_events.max(1)))
+            .spawn(move || run_writer(store, state, rx, config.max_group_events.max(1), &m))
             .expect("spawn the ledger writer thread");
-        Ok((Ledger { queue: tx }, WriterHandle { thread }))
+        Ok((Ledger { queue: tx, metrics }, WriterHandle { thread }))
     }
 
     /// Appends `entries` in order and returns their acknowledgements once they are durable.
@@ -233,6 +242,15 @@ impl Ledger {
     pub fn queue_depth(&self) -> usize {
         self.queue.max_capacity() - self.queue.capacity()
     }
+
+    /// Whether the writer still accepts work (it stops for good after a storage failure).
+    pub fn is_running(&self) -> bool {
+        !self.queue.is_closed()
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
 }
 
 fn full_or_closed<T>(e: mpsc::error::TrySendError<T>) -> AppendError {
@@ -270,6 +288,7 @@ fn run_writer(
     mut state: State,
     mut rx: mpsc::Receiver<Job>,
     max_group_events: usize,
+    metrics: &Metrics,
 ) {
     let mut group: Vec<Job> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
@@ -288,14 +307,22 @@ fn run_writer(
         let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
         let mut reads: Vec<ReadJob> = Vec::new();
         let jobs = std::mem::take(&mut group);
+        let started = Instant::now();
+        let (mut appended, mut duplicates) = (0u64, 0u64);
         let outcome = store.with_group(now, |g| {
             for job in jobs {
                 match job {
                     Job::Append { entries, reply } => {
                         let result = g.append(&entries)?.map(|mut acks| {
                             for (ack, entry) in acks.iter_mut().zip(&entries) {
-                                if !ack.duplicate {
+                                if ack.duplicate {
+                                    duplicates += 1;
+                                } else {
+                                    appended += 1;
                                     ack.flag = flags::immediate(&state.directory, &entry.event);
+                                    if let Some(f) = &ack.flag {
+                                        metrics.flag(f.rule());
+                                    }
                                     state.apply(&entry.event);
                                 }
                             }
@@ -320,7 +347,11 @@ fn run_writer(
                                         kind,
                                     })
                                     .collect();
-                                record(g, &mut state, events)?
+                                let r = record(g, &mut state, events)?;
+                                if let Ok(recorded) = &r {
+                                    appended += recorded.len() as u64;
+                                }
+                                r
                             }
                         };
                         replies.push(Reply::Command(reply, result));
@@ -332,6 +363,12 @@ fn run_writer(
         });
         match outcome {
             Ok(()) => {
+                metrics.observe_commit(
+                    started.elapsed(),
+                    appended,
+                    duplicates,
+                    store.head().next_seq,
+                );
                 for r in replies {
                     r.send();
                 }

@@ -1,0 +1,144 @@
+//! The ledger's HTTP API: the CRM reports user actions, HR and identity providers send
+//! commands, operators check health and metrics. JSON in and out, versioned under `/v1`; every
+//! error is a problem document (see [`problem`]); every endpoint but the health checks needs a
+//! bearer token with the right scope (see [`auth`]).
+//!
+//! # Layout
+//! - [`ingest`]: `POST /v1/events`.
+//! - [`employees`]: the HR commands under `/v1/employees`.
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
+
+pub mod auth;
+pub mod employees;
+pub mod ingest;
+pub mod ops;
+pub mod problem;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+
+use crate::writer::Ledger;
+use auth::TokenSet;
+use problem::{Problem, ProblemKind};
+
+/// The largest request body accepted (a batch of 10,000 events fits easily).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub ledger: Ledger,
+    pub tokens: Arc<TokenSet>,
+}
+
+/// The whole write API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(ops::router())
+        .merge(ingest::router())
+        .merge(employees::router())
+        .fallback(|| async { Problem::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_problems,
+        ))
+        .with_state(state)
+}
+
+async fn count_problems(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let res = next.run(req).await;
+    if let Some(ProblemKind(kind)) = res.extensions().get::<ProblemKind>() {
+        app.ledger.metrics().reject(kind);
+    }
+    res
+}
+
+/// Reads a JSON body: 415 unless the content type is JSON, 413 over the limit, 400 for bad JSON
+/// or a field of the wrong shape (naming it).
+///
+/// # Errors
+/// The problem to answer.
+pub fn json_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, Problem> {
+    let bytes = read_json_bytes(headers, body)?;
+    parse_json(&bytes)
+}
+
+/// The body's bytes, after the content-type and size checks of [`json_body`].
+///
+/// # Errors
+/// 415 or 413 (or 400 when the body cannot be read).
+pub fn read_json_bytes(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Problem> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+        .unwrap_or(false);
+    if !is_json {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ));
+    }
+    body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            Problem::bad_request("the body could not be read")
+        }
+    })
+}
+
+/// Parses JSON; syntax errors are `malformed_json`, shape errors `invalid_request`.
+///
+/// # Errors
+/// 400 naming where the problem is.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(bytes).map_err(|e| json_problem(&e, ""))
+}
+
+pub(crate) fn json_problem(e: &serde_json::Error, at: &str) -> Problem {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("{at}{e}"),
+        ),
+        Category::Data => Problem::bad_request(format!("{at}{e}")),
+    }
+}
