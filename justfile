@@ -1,4 +1,4 @@
-# Handover — tasks. `just run` starts it with demo data; `just test` runs every test.
+# Handover — tasks. `just run` serves it with demo data; `just test` runs every test.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
@@ -8,11 +8,11 @@ export PATH := justfile_directory() + "/.tools/venv/bin:" + env_var("PATH")
 default:
     @just --list
 
-# Append demo data to ./data (first run only) and verify the log.
+# Serve the ledger and its HTTP API on 127.0.0.1:8080, with demo data in ./data (first run
+# only) and, the first time, a printed admin token.
 run:
     cargo build --release -p handover
-    if [ ! -f data/ledger.redb ]; then ./target/release/handover demo --data data; fi
-    ./target/release/handover verify --data data
+    ./target/release/handover serve --data data --demo
 
 # Install the test tools (just, nats-server, python blake3) into .tools/ when missing.
 tools:

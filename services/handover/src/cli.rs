@@ -27,6 +27,10 @@ pub struct DataArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the ledger and its HTTP API (the embedded default).
+    Serve(crate::serve_cmd::ServeArgs),
+    /// Manage API tokens (stored hashed in the configuration file).
+    Token(crate::token_cmd::TokenArgs),
     /// Append a reproducible, realistic CRM history through the real append path.
     Demo(crate::demo_cmd::DemoArgs),
     /// Walk the hash chain of a store or an export file and report the first bad entry.
@@ -49,6 +53,8 @@ pub fn main() -> ExitCode {
         )
         .init();
     let outcome = match cli.command {
+        Command::Serve(a) => crate::serve_cmd::run(a),
+        Command::Token(a) => crate::token_cmd::run(a),
         Command::Demo(a) => crate::demo_cmd::run(a),
         Command::Verify(a) => crate::verify_cmd::run(a),
         Command::ExportLog(a) => crate::export_cmd::run(a),

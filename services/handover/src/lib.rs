@@ -2,6 +2,9 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap), exit codes, and the dispatch to each command.
+//! - [`config`]: the configuration file (API tokens, hashed).
+//! - [`serve_cmd`]: `handover serve`, the ledger and its write API in one process.
+//! - [`token_cmd`]: `handover token add|list|revoke`.
 //! - [`data_dir`]: where a data directory keeps its files.
 //! - [`demo`]: the reproducible CRM history generator; [`demo_cmd`] appends it through the ledger.
 //! - [`verify_cmd`]: `handover verify`, over a store or an export file.
@@ -13,9 +16,12 @@
 
 pub mod bench;
 pub mod cli;
+pub mod config;
 pub mod data_dir;
 pub mod demo;
 pub mod demo_cmd;
 pub mod export_cmd;
 pub mod progress;
+pub mod serve_cmd;
+pub mod token_cmd;
 pub mod verify_cmd;

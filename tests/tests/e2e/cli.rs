@@ -342,3 +342,46 @@ fn bench_prints_a_table_and_writes_its_figures_as_json() {
             > v["storage"]["logical_bytes_per_entry"].as_f64().unwrap() * 0.5
     );
 }
+
+#[test]
+fn token_add_refuses_unknown_scopes_bad_names_and_duplicates_and_revoke_unknown_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = path_str(dir.path());
+    assert_one_line_error(
+        &run(&[
+            "token",
+            "add",
+            "crm",
+            "--scopes",
+            "ingest,superuser",
+            "--data",
+            d,
+        ]),
+        "unknown scope",
+    );
+    assert_one_line_error(
+        &run(&["token", "add", " crm", "--scopes", "ingest", "--data", d]),
+        "token name",
+    );
+    assert!(
+        !dir.path().join("handover.toml").exists(),
+        "nothing written"
+    );
+    let t = token(dir.path(), "crm", "ingest");
+    assert!(t.starts_with("hov_"));
+    assert_one_line_error(
+        &run(&["token", "add", "crm", "--scopes", "hr", "--data", d]),
+        "exists already",
+    );
+    assert_one_line_error(
+        &run(&["token", "revoke", "nobody", "--data", d]),
+        "no token named",
+    );
+    let list = run(&["token", "list", "--data", d]);
+    assert_eq!(list.stdout, "crm\tingest\n");
+    assert!(
+        !std::fs::read_to_string(dir.path().join("handover.toml"))
+            .unwrap()
+            .contains(&t)
+    );
+}

@@ -139,3 +139,119 @@ impl Rng {
         ((u128::from(z ^ (z >> 31)) * u128::from(n)) >> 64) as u64
     }
 }
+
+/// A minimal HTTP/1.1 exchange over loopback (one request per connection), so that the tests
+/// speak to the real server without a client library: `(status, body)`.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the server");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, rest) = raw.split_once("\r\n\r\n").expect("a response head");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (status, rest.to_string())
+}
+
+/// A running `handover serve`, stopped with SIGTERM when dropped (if still running).
+pub struct Server {
+    pub child: std::process::Child,
+    pub addr: String,
+    /// What it printed before it listened.
+    pub banner: String,
+    pub stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Server {
+    pub fn start(data: &Path) -> Server {
+        use std::io::BufRead;
+        let mut child = handover()
+            .args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let mut banner = String::new();
+        let addr = loop {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "serve exited before listening"
+            );
+            if let Some(a) = line.trim().strip_prefix("listening on http://") {
+                break a.to_string();
+            }
+            banner.push_str(&line);
+        };
+        Server {
+            child,
+            addr,
+            banner,
+            stdout,
+        }
+    }
+
+    /// SIGTERM, then the exit code and what it printed after listening.
+    pub fn stop(mut self) -> (i32, String) {
+        use std::io::Read;
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let code = self.child.wait().unwrap().code().unwrap_or(-1);
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        (code, rest)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Makes a token with `scopes` in `data`'s configuration and returns it.
+pub fn token(data: &Path, name: &str, scopes: &str) -> String {
+    let r = run(&[
+        "token",
+        "add",
+        name,
+        "--scopes",
+        scopes,
+        "--data",
+        path_str(data),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout.trim().to_string()
+}

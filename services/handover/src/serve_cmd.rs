@@ -1,0 +1,138 @@
+//! `handover serve`: the ledger and its write API in one process (the embedded default).
+//!
+//! Startup: open (or create) the store, rebuild the projections from the log, load the tokens;
+//! with `--demo`, fill an empty store with the demo history first; with no token configured, make
+//! an `admin` token with every scope and print it once. Shutdown (SIGTERM or Ctrl-C): stop
+//! accepting connections, finish the requests in flight, let the writer commit and answer
+//! everything it accepted, close the store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use ledger::http::auth::{Scope, new_token, token_hash};
+use ledger::http::{AppState, router};
+use ledger::{Ledger, LogStore, NewEntry, WriterConfig};
+
+use crate::config::{self, TokenConfig};
+use crate::demo::{DemoConfig, DemoGenerator};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: crate::cli::DataArg,
+    /// Where to listen (port 0 picks a free port; the address is printed).
+    #[arg(
+        long,
+        env = "HANDOVER_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: SocketAddr,
+    /// The configuration file (default: DATA/handover.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Fill an empty store with the demo history before serving.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// # Errors
+/// Unusable data directory, configuration or address (exit 2).
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let store_path = crate::data_dir::store_for_writing(&args.data.data)?;
+    let store = LogStore::open_or_create(&store_path)?;
+    let empty = store.head().next_seq == 0;
+    let cfg_path = config::path(&args.data.data, args.config.as_deref());
+    let mut cfg = config::load(&cfg_path)?;
+    if cfg.tokens.is_empty() {
+        let token = new_token();
+        cfg.tokens.push(TokenConfig {
+            name: "admin".into(),
+            scopes: Scope::ALL.iter().map(ToString::to_string).collect(),
+            blake3: hex::encode(token_hash(&token)),
+        });
+        config::save(&cfg_path, &cfg)?;
+        println!(
+            "no API token was configured: made token \"admin\" with every scope (shown only now):"
+        );
+        println!("  {token}");
+    }
+    let tokens = cfg.token_set()?;
+    let (ledger, writer) = Ledger::start(store, WriterConfig::default())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        if args.demo && empty {
+            let n = demo(&ledger).await?;
+            println!("demo history appended: {n} events");
+        }
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: cannot listen: {e}", args.listen))?;
+        let addr = listener.local_addr()?;
+        println!("listening on http://{addr}");
+        tracing::info!(%addr, store = %store_path.display(), "serving");
+        let app = router(AppState {
+            ledger: ledger.clone(),
+            tokens: Arc::new(tokens),
+        });
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        anyhow::Ok(())
+    });
+    drop(rt);
+    drop(ledger);
+    writer.join();
+    result?;
+    println!("stopped; every accepted request was committed");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(ledger: &Ledger) -> anyhow::Result<u64> {
+    let events = DemoGenerator::new(DemoConfig {
+        employees: 40,
+        customers: 400,
+        days: 30,
+        seed: 1,
+        id_prefix: Some("demo-s1-h0".into()),
+    });
+    let mut n = 0;
+    let mut chunk = Vec::with_capacity(1024);
+    for e in events {
+        chunk.push(NewEntry::new(e)?);
+        if chunk.len() == 1024 {
+            n += ledger.append(std::mem::take(&mut chunk)).await?.len() as u64;
+        }
+    }
+    if !chunk.is_empty() {
+        n += ledger.append(chunk).await?.len() as u64;
+    }
+    Ok(n)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

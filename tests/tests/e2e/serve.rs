@@ -1,0 +1,222 @@
+//! The real binary serving its write API: the whole offboarding of one employee, then SIGTERM,
+//! then an intact chain holding exactly the story told.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn now() -> String {
+    // RFC 3339 from the system clock, without a date library: `date` is on every test machine.
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn an_employee_is_hired_works_resigns_departs_and_is_handed_over_and_the_log_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let hr = token(&data, "hr-system", "hr");
+    let crm = token(&data, "crm", "ingest");
+    let server = Server::start(&data);
+    let a = server.addr.clone();
+    let post = |path: &str, token: &str, body: Value| {
+        let (status, text) = http(&a, "POST", path, Some(token), Some(&body.to_string()));
+        (
+            status,
+            serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+        )
+    };
+    let ok = |(status, body): (u16, Value)| {
+        assert!(status == 200 || status == 201, "{status}: {body}");
+        body
+    };
+
+    ok(post(
+        "/v1/employees",
+        &hr,
+        json!({"id": "E-1", "name": "Maria Boss", "title": "Head of Sales"}),
+    ));
+    ok(post(
+        "/v1/employees",
+        &hr,
+        json!({"id": "E-2", "name": "Zhang Wei 张伟", "manager": "E-1"}),
+    ));
+    ok(post(
+        "/v1/employees/E-2/roles",
+        &hr,
+        json!({"role": "sales-rep"}),
+    ));
+    ok(post(
+        "/v1/employees/E-2/permissions",
+        &hr,
+        json!({"module": "export", "level": "write"}),
+    ));
+    let t = now();
+    let activity = json!({"events": [
+        {"id": "a1", "actor": "E-2", "occurred_at": t, "type": "logged_in", "ip": "10.0.0.7"},
+        {"id": "a2", "actor": "E-2", "occurred_at": t, "type": "customer_created", "customer": "C-1", "name": "Acme", "owner": "E-2"},
+        {"id": "a3", "actor": "E-2", "occurred_at": t, "type": "deal_created", "deal": "D-1", "customer": "C-1", "owner": "E-2",
+         "amount": {"minor_units": 1250000, "currency": "EUR"}, "stage": "proposal"},
+        {"id": "a4", "actor": "E-2", "occurred_at": t, "type": "customers_exported", "count": 1, "filter": "all"}
+    ]});
+    let acks = ok(post("/v1/events", &crm, activity));
+    assert_eq!(acks["results"].as_array().unwrap().len(), 4);
+    ok(post(
+        "/v1/employees/E-2/resignation",
+        &hr,
+        json!({"last_day": "2030-01-31", "reason": "new job"}),
+    ));
+    let departed = ok(post(
+        "/v1/employees/E-2/departure",
+        &hr,
+        json!({"reason": "resigned"}),
+    ));
+    let kinds: Vec<&str> = departed["recorded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "employee_departed",
+            "account_disabled",
+            "role_revoked",
+            "permission_revoked",
+            "handover_planned"
+        ]
+    );
+    // The leaver logs in after being disabled: recorded, and flagged.
+    let late = ok(post(
+        "/v1/events",
+        &crm,
+        json!({"events": [{"id": "a5", "actor": "E-2", "occurred_at": now(), "type": "logged_in"}]}),
+    ));
+    assert_eq!(late["anomalies"][0]["rule"], "activity_after_disable");
+    let moved = ok(post(
+        "/v1/employees/E-2/handover/transfers",
+        &hr,
+        json!({"transfers": [{"customer": "C-1"}, {"deal": "D-1"}]}),
+    ));
+    assert_eq!(moved["recorded"].as_array().unwrap().len(), 4, "{moved}");
+    ok(post(
+        "/v1/employees/E-2/handover/items/export_delivered/complete",
+        &hr,
+        json!({}),
+    ));
+    let last = ok(post(
+        "/v1/employees/E-2/handover/items/access_reviewed/complete",
+        &hr,
+        json!({}),
+    ));
+    assert_eq!(last["recorded"][1]["type"], "handover_completed");
+    let head_hash = last["recorded"][1]["hash"].as_str().unwrap().to_string();
+
+    let (code, said) = server.stop();
+    assert_eq!(code, 0, "{said}");
+    let (code, v) = verify_json(&["--data", path_str(&data)]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["head_hash"], head_hash,
+        "the last acknowledged event is the head"
+    );
+
+    let file = export(&data, &dir.path().join("log.hlog"));
+    let kinds: Vec<String> = parse_export(&file)
+        .iter()
+        .map(|r| {
+            proto_types::Event::decode(&r.payload)
+                .unwrap()
+                .kind
+                .name()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "employee_hired",
+            "employee_hired",
+            "role_granted",
+            "permission_granted",
+            "logged_in",
+            "customer_created",
+            "deal_created",
+            "customers_exported",
+            "resignation_submitted",
+            "employee_departed",
+            "account_disabled",
+            "role_revoked",
+            "permission_revoked",
+            "handover_planned",
+            "logged_in",
+            "ownership_transferred",
+            "ownership_transferred",
+            "handover_item_completed",
+            "handover_item_completed",
+            "handover_item_completed",
+            "handover_item_completed",
+            "handover_completed",
+        ]
+    );
+}
+
+#[test]
+fn serve_makes_and_prints_an_admin_token_once_when_none_is_configured() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = handover()
+        .args([
+            "serve",
+            "--data",
+            path_str(&data),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut token = None;
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "serve exited before listening"
+        );
+        if let Some(t) = line.trim().strip_prefix("hov_") {
+            token = Some(format!("hov_{t}"));
+        }
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            break a.to_string();
+        }
+    };
+    let token = token.expect("a printed admin token");
+    let server = Server {
+        child,
+        addr,
+        banner: String::new(),
+        stdout,
+    };
+    let (status, body) = http(&server.addr, "GET", "/metrics", Some(&token), None);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http(&server.addr, "GET", "/metrics", Some("hov_wrong"), None);
+    assert_eq!(status, 401);
+    let config = std::fs::read_to_string(data.join("handover.toml")).unwrap();
+    assert!(!config.contains(&token), "only the hash is stored");
+    assert_eq!(server.stop().0, 0);
+
+    // The next start finds the token and prints none.
+    let again = Server::start(&data);
+    let (status, _) = http(&again.addr, "GET", "/metrics", Some(&token), None);
+    assert_eq!(status, 200);
+    assert!(!again.banner.contains("hov_"), "{}", again.banner);
+    assert_eq!(again.stop().0, 0);
+}
