@@ -83,6 +83,12 @@ pub enum Command {
         employee: EmployeeId,
         reason: String,
     },
+    /// Disable the account now, without (yet) recording a departure: what an identity provider's
+    /// deprovisioning does when no successor can be planned.
+    Disable {
+        employee: EmployeeId,
+        reason: String,
+    },
     Delete {
         employee: EmployeeId,
         reason: String,
@@ -388,6 +394,19 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<EventKind>, Comman
                 )));
             }
             Ok(vec![EventKind::AccountReenabled {
+                employee: id.clone(),
+                reason: reason.clone(),
+            }])
+        }
+        Command::Disable {
+            employee: id,
+            reason,
+        } => {
+            let e = employee(state, id)?;
+            if e.status != projections::directory::AccountStatus::Active {
+                return Err(Conflict(format!("employee {id}'s account is not active")));
+            }
+            Ok(vec![EventKind::AccountDisabled {
                 employee: id.clone(),
                 reason: reason.clone(),
             }])

@@ -44,6 +44,8 @@ pub struct Employee {
     pub department: String,
     pub title: String,
     pub hired_at: Timestamp,
+    /// When anything about the employee last changed.
+    pub updated_at: Timestamp,
     pub status: AccountStatus,
     pub employment: Employment,
     pub roles: BTreeSet<RoleName>,
@@ -96,6 +98,9 @@ impl Directory {
 
     pub fn apply(&mut self, event: &Event) {
         let at = event.occurred_at;
+        if let Some(e) = subject(&event.kind).and_then(|id| self.employees.get_mut(id)) {
+            e.updated_at = e.updated_at.max(at);
+        }
         match &event.kind {
             EventKind::EmployeeHired {
                 employee,
@@ -116,6 +121,7 @@ impl Directory {
                         department: department.clone(),
                         title: title.clone(),
                         hired_at: at,
+                        updated_at: at,
                         status: AccountStatus::Active,
                         employment: Employment::Employed,
                         roles: BTreeSet::new(),
@@ -223,5 +229,22 @@ impl Directory {
             }
             _ => {}
         }
+    }
+}
+
+/// The employee an account or HR event is about.
+fn subject(kind: &EventKind) -> Option<&EmployeeId> {
+    match kind {
+        EventKind::EmployeeUpdated { employee, .. }
+        | EventKind::RoleGranted { employee, .. }
+        | EventKind::RoleRevoked { employee, .. }
+        | EventKind::PermissionGranted { employee, .. }
+        | EventKind::PermissionRevoked { employee, .. }
+        | EventKind::ResignationSubmitted { employee, .. }
+        | EventKind::EmployeeDeparted { employee, .. }
+        | EventKind::AccountDisabled { employee, .. }
+        | EventKind::AccountReenabled { employee, .. }
+        | EventKind::AccountDeleted { employee, .. } => Some(employee),
+        _ => None,
     }
 }

@@ -99,21 +99,29 @@ pub(crate) async fn run(
     command: Command,
 ) -> Result<Vec<Recorded>, Problem> {
     caller.require(Scope::Hr)?;
+    Ok(run_refusals(app, caller, command).await?)
+}
+
+/// [`run`], handing back the ledger's refusal as it is (for callers with their own error format).
+pub(crate) async fn run_refusals(
+    app: &AppState,
+    caller: &Caller,
+    command: Command,
+) -> Result<Vec<Recorded>, crate::CommandFailure> {
     let name = command_name(&command);
-    let actor = Actor::System(
-        SystemId::parse(caller.name.clone())
-            .map_err(|_| Problem::unprocessable("the token's name is not a valid principal"))?,
-    );
+    let actor = Actor::System(SystemId::parse(caller.name.clone()).map_err(|_| {
+        crate::CommandFailure::Refused(crate::commands::CommandError::Unprocessable(
+            "the token's name is not a valid principal".into(),
+        ))
+    })?);
     let result = app.ledger.command(actor, command).await;
-    app.ledger.metrics().command(
-        name,
-        if result.is_ok() {
-            "recorded"
-        } else {
-            "refused"
-        },
-    );
-    Ok(result?)
+    let outcome = if result.is_ok() {
+        "recorded"
+    } else {
+        "refused"
+    };
+    app.ledger.metrics().command(name, outcome);
+    result
 }
 
 fn command_name(c: &Command) -> &'static str {
@@ -129,6 +137,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Transfer { .. } => "transfer",
         Command::CompleteItem { .. } => "complete_item",
         Command::Reenable { .. } => "reenable",
+        Command::Disable { .. } => "disable",
         Command::Delete { .. } => "delete",
     }
 }

@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`ingest`]: `POST /v1/events`.
 //! - [`employees`]: the HR commands under `/v1/employees`.
+//! - [`scim`]: SCIM 2.0 Users under `/scim/v2`, for identity providers.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 
 pub mod auth;
@@ -13,6 +14,7 @@ pub mod employees;
 pub mod ingest;
 pub mod ops;
 pub mod problem;
+pub mod scim;
 
 use std::sync::Arc;
 
@@ -45,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(ingest::router())
         .merge(employees::router())
+        .merge(scim::router())
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

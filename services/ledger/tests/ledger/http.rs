@@ -13,12 +13,12 @@ use ledger::{Ledger, LogStore, WriterConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-struct App {
-    router: Router,
-    ledger: Ledger,
-    ingest: String,
-    hr: String,
-    admin: String,
+pub(crate) struct App {
+    pub router: Router,
+    pub ledger: Ledger,
+    pub ingest: String,
+    pub hr: String,
+    pub admin: String,
     _dir: tempfile::TempDir,
 }
 
@@ -51,20 +51,20 @@ fn app_with(config: WriterConfig) -> App {
     }
 }
 
-fn app() -> App {
+pub(crate) fn app() -> App {
     app_with(WriterConfig::default())
 }
 
-struct Res {
-    status: StatusCode,
-    content_type: String,
-    headers: axum::http::HeaderMap,
-    body: Value,
-    text: String,
+pub(crate) struct Res {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+    pub text: String,
 }
 
 impl App {
-    async fn send(
+    pub async fn send(
         &self,
         method: &str,
         path: &str,
@@ -102,7 +102,7 @@ impl App {
         }
     }
 
-    async fn post(&self, path: &str, token: &str, body: Value) -> Res {
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Res {
         self.send(
             "POST",
             path,
@@ -113,11 +113,11 @@ impl App {
         .await
     }
 
-    async fn entries(&self) -> u64 {
+    pub async fn entries(&self) -> u64 {
         self.ledger.read(|s| s.applied).await.unwrap()
     }
 
-    async fn hire(&self, id: &str, manager: Option<&str>) {
+    pub async fn hire(&self, id: &str, manager: Option<&str>) {
         let r = self
             .post(
                 "/v1/employees",
@@ -129,7 +129,7 @@ impl App {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339()
 }
 

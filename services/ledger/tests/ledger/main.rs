@@ -2,4 +2,5 @@
 //! HTTP API through its real router (no socket: `tower::ServiceExt::oneshot`).
 
 mod http;
+mod scim;
 mod store;
