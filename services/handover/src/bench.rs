@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Rounds of each measurement; the best is kept.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub rounds: u32,
+    /// Requests per client in the ingest benchmark (32 clients, 100 events a request).
+    #[arg(long, default_value_t = 40)]
+    pub ingest_requests: usize,
 }
 
 const RAW_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -276,5 +279,73 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&args.out, serde_json::to_string_pretty(&doc)? + "\n")
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
     println!("wrote {}", args.out.display());
+
+    // The write API against appending straight into the ledger.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut f = rt.block_on(crate::bench_ingest::run(
+        tmp.path(),
+        32,
+        args.ingest_requests,
+        100,
+    ))?;
+    for _ in 1..args.rounds {
+        let g = rt.block_on(crate::bench_ingest::run(
+            tmp.path(),
+            32,
+            args.ingest_requests,
+            100,
+        ))?;
+        // Keep the best round of each side, with its own latencies.
+        if g.http_per_s > f.http_per_s {
+            (f.http_per_s, f.http_p50, f.http_p99) = (g.http_per_s, g.http_p50, g.http_p99);
+        }
+        if g.direct_per_s > f.direct_per_s {
+            (f.direct_per_s, f.direct_p50, f.direct_p99) =
+                (g.direct_per_s, g.direct_p50, g.direct_p99);
+        }
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!();
+    println!(
+        "{:<34} {:>14} {:>14} {:>8}",
+        format!("ingest, {} clients x {} events", f.clients, f.batch),
+        "HTTP",
+        "direct",
+        "ratio"
+    );
+    println!(
+        "{:<34} {:>14.0} {:>14.0} {:>8.2}",
+        format!("events/s ({} events)", f.events),
+        f.http_per_s,
+        f.direct_per_s,
+        f.http_per_s / f.direct_per_s
+    );
+    println!(
+        "{:<34} {:>14.2} {:>14.2}",
+        "p50 per request (ms)",
+        ms(f.http_p50),
+        ms(f.direct_p50)
+    );
+    println!(
+        "{:<34} {:>14.2} {:>14.2}",
+        "p99 per request (ms)",
+        ms(f.http_p99),
+        ms(f.direct_p99)
+    );
+    let ingest_out = args.out.with_file_name("ingest.json");
+    let doc = json!({
+        "benchmark": "ingest",
+        "when": chrono::Utc::now().to_rfc3339(),
+        "clients": f.clients, "batch": f.batch, "events": f.events,
+        "http": {"events_per_s": f.http_per_s, "p50_ms": ms(f.http_p50), "p99_ms": ms(f.http_p99)},
+        "direct": {"events_per_s": f.direct_per_s, "p50_ms": ms(f.direct_p50), "p99_ms": ms(f.direct_p99)},
+        "ratio": f.http_per_s / f.direct_per_s,
+        "targets": {"http_at_least_half_of_direct": f.http_per_s / f.direct_per_s >= 0.5},
+    });
+    std::fs::write(&ingest_out, serde_json::to_string_pretty(&doc)? + "\n")
+        .map_err(|e| anyhow::anyhow!("{}: {e}", ingest_out.display()))?;
+    println!("wrote {}", ingest_out.display());
     Ok(ExitCode::SUCCESS)
 }

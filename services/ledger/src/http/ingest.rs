@@ -40,6 +40,13 @@ struct Batch {
     events: Vec<Value>,
 }
 
+/// The fast path: a well-formed batch parses in one pass, straight into its DTOs. Only a batch
+/// that fails it is parsed again, event by event, to name the bad one.
+#[derive(Deserialize)]
+struct TypedBatch {
+    events: Vec<EventDto>,
+}
+
 /// One reported action, as JSON.
 #[derive(Deserialize)]
 pub struct EventDto {
@@ -368,6 +375,29 @@ const COMMAND_KINDS: &[&str] = &[
     "retention_policy_set",
 ];
 
+/// The slow path for a batch that did not parse: finds the first bad event and says why.
+fn locate_error(bytes: &[u8]) -> Problem {
+    let batch: Batch = match serde_json::from_slice(bytes) {
+        Ok(b) => b,
+        Err(e) => return json_problem(&e, ""),
+    };
+    for (index, raw) in batch.events.into_iter().enumerate() {
+        if let Some(t) = raw.get("type").and_then(Value::as_str)
+            && COMMAND_KINDS.contains(&t)
+        {
+            return Problem::unprocessable(format!(
+                "events[{index}]: {t} is recorded through the HR commands (/v1/employees/...), not reported"
+            ))
+            .with("index", index)
+            .with("field", format!("events[{index}].type"));
+        }
+        if let Err(e) = serde_json::from_value::<EventDto>(raw) {
+            return json_problem(&e, &format!("events[{index}]: ")).with("index", index);
+        }
+    }
+    Problem::bad_request("the batch is malformed")
+}
+
 async fn ingest(
     State(app): State<AppState>,
     caller: Caller,
@@ -376,29 +406,21 @@ async fn ingest(
 ) -> Result<Json<IngestResponse>, Problem> {
     caller.require(Scope::Ingest)?;
     let bytes = read_json_bytes(&headers, body)?;
-    let batch: Batch = serde_json::from_slice(&bytes).map_err(|e| json_problem(&e, ""))?;
-    if batch.events.is_empty() || batch.events.len() > MAX_BATCH {
+    let dtos = match serde_json::from_slice::<TypedBatch>(&bytes) {
+        Ok(batch) => batch.events,
+        Err(_) => return Err(locate_error(&bytes)),
+    };
+    if dtos.is_empty() || dtos.len() > MAX_BATCH {
         return Err(Problem::unprocessable(format!(
             "a batch holds 1 to {MAX_BATCH} events; this one holds {}",
-            batch.events.len()
+            dtos.len()
         ))
         .with("field", "events"));
     }
     let now = Timestamp::now();
-    let mut entries = Vec::with_capacity(batch.events.len());
-    for (index, raw) in batch.events.into_iter().enumerate() {
+    let mut entries = Vec::with_capacity(dtos.len());
+    for (index, dto) in dtos.into_iter().enumerate() {
         let at = |field: &str| format!("events[{index}].{field}");
-        if let Some(t) = raw.get("type").and_then(Value::as_str)
-            && COMMAND_KINDS.contains(&t)
-        {
-            return Err(Problem::unprocessable(format!(
-                "events[{index}]: {t} is recorded through the HR commands (/v1/employees/...), not reported"
-            ))
-            .with("index", index)
-            .with("field", at("type")));
-        }
-        let dto: EventDto = serde_json::from_value(raw)
-            .map_err(|e| json_problem(&e, &format!("events[{index}]: ")).with("index", index))?;
         let event = dto.into_event(now).map_err(|bad| {
             let p = if bad.unprocessable {
                 Problem::unprocessable(format!("{}: {}", at(bad.field), bad.why))
