@@ -7,16 +7,17 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, post};
 use proto_types::event::{ChecklistItem, Level, Module, Resource};
 use proto_types::ids::{CustomerId, DealId, EmployeeId, IdError, RoleName, SystemId};
 use proto_types::{Actor, Date, Timestamp};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{Caller, Scope};
 use super::ingest::{ModuleDto, parse_time};
@@ -25,34 +26,55 @@ use super::{AppState, json_body};
 use crate::commands::{Command, Transfer};
 use crate::writer::Recorded;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/employees", post(hire))
-        .route("/v1/employees/{id}", delete(delete_account))
-        .route("/v1/employees/{id}/roles", post(grant_role))
-        .route("/v1/employees/{id}/roles/{role}", delete(revoke_role))
-        .route("/v1/employees/{id}/permissions", post(grant_permission))
-        .route(
-            "/v1/employees/{id}/permissions/{module}",
-            delete(revoke_permission),
-        )
-        .route("/v1/employees/{id}/resignation", post(resign))
-        .route("/v1/employees/{id}/departure", post(depart))
-        .route("/v1/employees/{id}/handover/transfers", post(transfer))
-        .route(
-            "/v1/employees/{id}/handover/items/{item}/complete",
-            post(complete_item),
-        )
-        .route("/v1/employees/{id}/reenable", post(reenable))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(hire))
+        .routes(routes!(delete_account))
+        .routes(routes!(grant_role))
+        .routes(routes!(revoke_role))
+        .routes(routes!(grant_permission))
+        .routes(routes!(revoke_permission))
+        .routes(routes!(resign))
+        .routes(routes!(depart))
+        .routes(routes!(transfer))
+        .routes(routes!(complete_item))
+        .routes(routes!(reenable))
+}
+
+/// How a command can be refused; nothing is written then.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum CommandRefusals {
+    /// Malformed JSON, or a missing or mistyped field.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(super::ProblemDoc),
+    /// No valid token.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(super::ProblemDoc),
+    /// The token lacks the hr scope.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(super::ProblemDoc),
+    /// The employee (or checklist item) does not exist.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(super::ProblemDoc),
+    /// The command contradicts the state (e.g. departing twice).
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(super::ProblemDoc),
+    /// The command names something that cannot take part (e.g. a successor who has left).
+    #[response(status = 422, content_type = "application/problem+json")]
+    Unprocessable(super::ProblemDoc),
+    /// The writer's queue is full; see Retry-After.
+    #[response(status = 429, content_type = "application/problem+json")]
+    Busy(super::ProblemDoc),
 }
 
 /// What a command recorded.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Outcome {
     pub recorded: Vec<RecordedDto>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RecordedDto {
     pub seq: u64,
     pub hash: String,
@@ -142,8 +164,8 @@ fn command_name(c: &Command) -> &'static str {
     }
 }
 
-#[derive(Deserialize)]
-struct HireDto {
+#[derive(Deserialize, ToSchema)]
+pub struct HireDto {
     id: String,
     name: String,
     #[serde(default)]
@@ -155,6 +177,8 @@ struct HireDto {
     title: String,
 }
 
+#[utoipa::path(post, path = "/v1/employees", tag = "hr", request_body = HireDto,
+    responses((status = 201, description = "Hired", body = Outcome), CommandRefusals))]
 async fn hire(
     State(app): State<AppState>,
     caller: Caller,
@@ -181,11 +205,13 @@ async fn hire(
     Ok((StatusCode::CREATED, Json(Outcome::of(&recorded))))
 }
 
-#[derive(Deserialize)]
-struct RoleDto {
+#[derive(Deserialize, ToSchema)]
+pub struct RoleDto {
     role: String,
 }
 
+#[utoipa::path(post, path = "/v1/employees/{id}/roles", tag = "hr", params(("id" = String, Path, description = "The employee id")), request_body = RoleDto,
+    responses((status = 200, description = "Granted", body = Outcome), CommandRefusals))]
 async fn grant_role(
     State(app): State<AppState>,
     caller: Caller,
@@ -201,11 +227,14 @@ async fn grant_role(
     Ok(Json(Outcome::of(&r)))
 }
 
-#[derive(Deserialize)]
-struct ReasonQuery {
+#[derive(Deserialize, IntoParams)]
+pub struct ReasonQuery {
+    /// Why (recorded with the event).
     reason: Option<String>,
 }
 
+#[utoipa::path(delete, path = "/v1/employees/{id}/roles/{role}", tag = "hr", params(("id" = String, Path, description = "The employee id"), ("role" = String, Path, description = "The role"), ReasonQuery),
+    responses((status = 200, description = "Revoked", body = Outcome), CommandRefusals))]
 async fn revoke_role(
     State(app): State<AppState>,
     caller: Caller,
@@ -230,21 +259,23 @@ async fn revoke_role(
     Ok(Json(Outcome::of(&r)))
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Clone, Copy, ToSchema)]
 #[serde(rename_all = "snake_case")]
-enum LevelDto {
+pub enum LevelDto {
     None,
     Read,
     Write,
     Admin,
 }
 
-#[derive(Deserialize)]
-struct PermissionDto {
+#[derive(Deserialize, ToSchema)]
+pub struct PermissionDto {
     module: ModuleDto,
     level: LevelDto,
 }
 
+#[utoipa::path(post, path = "/v1/employees/{id}/permissions", tag = "hr", params(("id" = String, Path, description = "The employee id")), request_body = PermissionDto,
+    responses((status = 200, description = "Granted", body = Outcome), CommandRefusals))]
 async fn grant_permission(
     State(app): State<AppState>,
     caller: Caller,
@@ -270,6 +301,8 @@ async fn grant_permission(
     Ok(Json(Outcome::of(&r)))
 }
 
+#[utoipa::path(delete, path = "/v1/employees/{id}/permissions/{module}", tag = "hr", params(("id" = String, Path, description = "The employee id"), ("module" = ModuleDto, Path, description = "The module")),
+    responses((status = 200, description = "Revoked", body = Outcome), CommandRefusals))]
 async fn revoke_permission(
     State(app): State<AppState>,
     caller: Caller,
@@ -289,8 +322,8 @@ async fn revoke_permission(
     Ok(Json(Outcome::of(&r)))
 }
 
-#[derive(Deserialize)]
-struct ResignationDto {
+#[derive(Deserialize, ToSchema)]
+pub struct ResignationDto {
     /// YYYY-MM-DD; defaults to today.
     notice_date: Option<String>,
     /// YYYY-MM-DD.
@@ -299,6 +332,8 @@ struct ResignationDto {
     reason: String,
 }
 
+#[utoipa::path(post, path = "/v1/employees/{id}/resignation", tag = "hr", params(("id" = String, Path, description = "The employee id")), request_body = ResignationDto,
+    responses((status = 200, description = "Recorded; the notice period starts", body = Outcome), CommandRefusals))]
 async fn resign(
     State(app): State<AppState>,
     caller: Caller,
@@ -323,8 +358,8 @@ async fn resign(
     Ok(Json(Outcome::of(&r)))
 }
 
-#[derive(Deserialize)]
-struct DepartureDto {
+#[derive(Deserialize, ToSchema)]
+pub struct DepartureDto {
     /// RFC 3339; defaults to now.
     effective_at: Option<String>,
     #[serde(default)]
@@ -336,6 +371,8 @@ struct DepartureDto {
     default_successor: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/employees/{id}/departure", tag = "hr", params(("id" = String, Path, description = "The employee id")), request_body = DepartureDto,
+    responses((status = 200, description = "Departed: account disabled, roles revoked, handover planned", body = Outcome), CommandRefusals))]
 async fn depart(
     State(app): State<AppState>,
     caller: Caller,
@@ -373,19 +410,21 @@ async fn depart(
     Ok(Json(Outcome::of(&r)))
 }
 
-#[derive(Deserialize)]
-struct TransferDto {
+#[derive(Deserialize, ToSchema)]
+pub struct TransferDto {
     customer: Option<String>,
     deal: Option<String>,
     /// Default: the successor in the plan.
     to: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct TransfersDto {
+#[derive(Deserialize, ToSchema)]
+pub struct TransfersDto {
     transfers: Vec<TransferDto>,
 }
 
+#[utoipa::path(post, path = "/v1/employees/{id}/handover/transfers", tag = "hr", params(("id" = String, Path, description = "The leaver")), request_body = TransfersDto,
+    responses((status = 200, description = "Transferred", body = Outcome), CommandRefusals))]
 async fn transfer(
     State(app): State<AppState>,
     caller: Caller,
@@ -420,6 +459,8 @@ async fn transfer(
     Ok(Json(Outcome::of(&r)))
 }
 
+#[utoipa::path(post, path = "/v1/employees/{id}/handover/items/{item}/complete", tag = "hr", params(("id" = String, Path, description = "The leaver"), ("item" = String, Path, description = "customers_transferred, deals_reassigned, export_delivered or access_reviewed")),
+    responses((status = 200, description = "Completed", body = Outcome), CommandRefusals))]
 async fn complete_item(
     State(app): State<AppState>,
     caller: Caller,
@@ -442,12 +483,14 @@ async fn complete_item(
     Ok(Json(Outcome::of(&r)))
 }
 
-#[derive(Deserialize, Default)]
-struct ReasonDto {
+#[derive(Deserialize, Default, ToSchema)]
+pub struct ReasonDto {
     #[serde(default)]
     reason: String,
 }
 
+#[utoipa::path(post, path = "/v1/employees/{id}/reenable", tag = "hr", params(("id" = String, Path, description = "The employee id")), request_body(content = Option<ReasonDto>, description = "Optional"),
+    responses((status = 200, description = "Re-enabled (re-hired)", body = Outcome), CommandRefusals))]
 async fn reenable(
     State(app): State<AppState>,
     caller: Caller,
@@ -471,6 +514,8 @@ async fn reenable(
     Ok(Json(Outcome::of(&r)))
 }
 
+#[utoipa::path(delete, path = "/v1/employees/{id}", tag = "hr", params(("id" = String, Path, description = "The employee id"), ReasonQuery),
+    responses((status = 200, description = "Deleted; the history stays", body = Outcome), CommandRefusals))]
 async fn delete_account(
     State(app): State<AppState>,
     caller: Caller,

@@ -9,17 +9,18 @@
 //! through the HR commands, which check it against the state first.
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
-use axum::routing::post;
 use proto_types::event::{DealOutcome, EventKind, Module, Money};
 use proto_types::ids::{CustomerId, DealId, EmployeeId, EventId, IdError, ReportId, SystemId};
 use proto_types::{Actor, Event, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{Caller, Scope};
 use super::problem::Problem;
@@ -31,8 +32,8 @@ pub const MAX_BATCH: usize = 10_000;
 /// How far in the future an event's time may lie (clock skew between the CRM and us).
 pub const MAX_FUTURE_MICROS: i64 = 5 * 60 * 1_000_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/events", post(ingest))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ingest))
 }
 
 #[derive(Deserialize)]
@@ -42,13 +43,14 @@ struct Batch {
 
 /// The fast path: a well-formed batch parses in one pass, straight into its DTOs. Only a batch
 /// that fails it is parsed again, event by event, to name the bad one.
-#[derive(Deserialize)]
-struct TypedBatch {
-    events: Vec<EventDto>,
+#[derive(Deserialize, ToSchema)]
+pub struct TypedBatch {
+    /// 1 to 10,000 user actions.
+    pub events: Vec<EventDto>,
 }
 
 /// One reported action, as JSON.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct EventDto {
     /// The client's id for the event; a retry must carry the same id (and time).
     pub id: String,
@@ -60,7 +62,7 @@ pub struct EventDto {
     pub action: ActionDto,
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Clone, Copy, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ModuleDto {
     Customers,
@@ -82,14 +84,14 @@ impl From<ModuleDto> for Module {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct MoneyDto {
     /// In minor units (cents).
     pub minor_units: i64,
     pub currency: String,
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Clone, Copy, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeDto {
     Won,
@@ -97,7 +99,7 @@ pub enum OutcomeDto {
 }
 
 /// The user actions the CRM reports, tagged by `type`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ActionDto {
     LoggedIn {
@@ -329,15 +331,15 @@ impl EventDto {
     }
 }
 
-#[derive(Serialize)]
-struct Ack {
+#[derive(Serialize, ToSchema)]
+pub struct Ack {
     seq: u64,
     hash: String,
     duplicate: bool,
 }
 
-#[derive(Serialize)]
-struct Flagged {
+#[derive(Serialize, ToSchema)]
+pub struct Flagged {
     index: usize,
     seq: u64,
     rule: &'static str,
@@ -348,8 +350,8 @@ struct Flagged {
     seconds_since_disable: Option<f64>,
 }
 
-#[derive(Serialize)]
-struct IngestResponse {
+#[derive(Serialize, ToSchema)]
+pub struct IngestResponse {
     results: Vec<Ack>,
     anomalies: Vec<Flagged>,
 }
@@ -398,6 +400,19 @@ fn locate_error(bytes: &[u8]) -> Problem {
     Problem::bad_request("the batch is malformed")
 }
 
+/// Records user actions reported by the CRM. The answer comes after the durable commit.
+#[utoipa::path(post, path = "/v1/events", tag = "ingest", request_body = TypedBatch,
+    responses(
+        (status = 200, description = "Every event recorded (or recognised as a retry)", body = IngestResponse),
+        (status = 400, description = "Malformed JSON or a missing or mistyped field (index and field named)", body = super::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = super::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the ingest scope", body = super::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "An event id reused for other content", body = super::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 16 MiB", body = super::ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = super::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Impossible values (future time, empty actor, batch size, HR event types)", body = super::ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "The writer's queue is full; see Retry-After", body = super::ProblemDoc, content_type = "application/problem+json"),
+    ))]
 async fn ingest(
     State(app): State<AppState>,
     caller: Caller,

@@ -8,6 +8,9 @@
 //! - [`employees`]: the HR commands under `/v1/employees`.
 //! - [`scim`]: SCIM 2.0 Users under `/scim/v2`, for identity providers.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
+//!
+//! Routes are registered with their OpenAPI annotations (`utoipa_axum::routes!`), and
+//! `/v1/openapi.json` serves the document generated from them.
 
 pub mod auth;
 pub mod employees;
@@ -26,6 +29,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use serde::de::DeserializeOwned;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::writer::Ledger;
 use auth::TokenSet;
@@ -41,13 +45,78 @@ pub struct AppState {
     pub tokens: Arc<TokenSet>,
 }
 
-/// The whole write API.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// An RFC 9457 problem document (`application/problem+json`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct ProblemDoc {
+    /// `urn:handover:problem:<kind>`, stable per kind.
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    /// What is wrong, for a person.
+    detail: String,
+    /// The index of the bad event in a batch.
+    index: Option<u64>,
+    /// The field that is wrong, e.g. `events[3].occurred_at`.
+    field: Option<String>,
+}
+
+/// The OpenAPI document of the routes below, generated from the handlers' annotations, so that
+/// a route cannot exist without its documentation or the other way round.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    let mut doc = utoipa::openapi::OpenApiBuilder::new()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title("Handover write API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Reports of CRM user actions, HR commands and SCIM provisioning, recorded in a tamper-evident log.",
+                ))
+                .build(),
+        )
+        .build();
+    let mut components = utoipa::openapi::Components::new();
+    components.add_security_scheme(
+        "bearer",
+        utoipa::openapi::security::SecurityScheme::Http(utoipa::openapi::security::Http::new(
+            utoipa::openapi::security::HttpAuthScheme::Bearer,
+        )),
+    );
+    doc.components = Some(components);
+    doc.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
+    OpenApiRouter::with_openapi(doc)
         .merge(ops::router())
         .merge(ingest::router())
         .merge(employees::router())
         .merge(scim::router())
+        .routes(utoipa_axum::routes!(openapi_json))
+}
+
+/// This document. Any valid token may read it.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object),
+              (status = 401, description = "No valid token", body = ProblemDoc, content_type = "application/problem+json")))]
+async fn openapi_json(
+    _caller: auth::Caller,
+    axum::Extension(doc): axum::Extension<Arc<serde_json::Value>>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json((*doc).clone())
+}
+
+/// The whole write API.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = api_routes().split_for_parts();
+    let doc = Arc::new(serde_json::to_value(&doc).expect("the OpenAPI document serialises"));
+    routes
+        .layer(axum::Extension(doc))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

@@ -11,18 +11,19 @@
 //! Responses use `application/scim+json`; errors the SCIM error schema.
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use projections::directory::Employee;
 use proto_types::Timestamp;
 use proto_types::ids::EmployeeId;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{Caller, Scope};
 use super::problem::Problem;
@@ -37,24 +38,44 @@ const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const MEDIA: &str = "application/scim+json";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/scim/v2/ServiceProviderConfig",
-            get(service_provider_config),
-        )
-        .route("/scim/v2/ResourceTypes", get(resource_types))
-        .route("/scim/v2/ResourceTypes/User", get(resource_type_user))
-        .route("/scim/v2/Schemas", get(schemas))
-        .route("/scim/v2/Schemas/{id}", get(schema))
-        .route("/scim/v2/Users", get(list_users).post(create_user))
-        .route(
-            "/scim/v2/Users/{id}",
-            get(get_user)
-                .put(replace_user)
-                .patch(patch_user)
-                .delete(delete_user),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(service_provider_config))
+        .routes(routes!(resource_types))
+        .routes(routes!(resource_type_user))
+        .routes(routes!(schemas))
+        .routes(routes!(schema))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, replace_user, patch_user, delete_user))
+}
+
+/// A SCIM message or resource (RFC 7643/7644), as `application/scim+json`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct ScimDoc {
+    /// The SCIM schema URNs of the document.
+    schemas: Vec<String>,
+}
+
+/// How SCIM requests fail, in the SCIM error schema.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum ScimErrors {
+    /// invalidSyntax, invalidValue, invalidFilter, invalidPath or mutability.
+    #[response(status = 400, content_type = "application/scim+json")]
+    BadRequest(ScimDoc),
+    /// No valid token.
+    #[response(status = 401, content_type = "application/scim+json")]
+    Unauthorized(ScimDoc),
+    /// The token lacks the hr scope.
+    #[response(status = 403, content_type = "application/scim+json")]
+    Forbidden(ScimDoc),
+    /// No such User (or schema).
+    #[response(status = 404, content_type = "application/scim+json")]
+    NotFound(ScimDoc),
+    /// uniqueness: the userName exists.
+    #[response(status = 409, content_type = "application/scim+json")]
+    Conflict(ScimDoc),
 }
 
 /// A SCIM error response.
@@ -156,6 +177,7 @@ fn refusal(e: CommandFailure) -> ScimError {
 
 // ---------- discovery ----------
 
+#[utoipa::path(get, path = "/scim/v2/ServiceProviderConfig", tag = "scim", responses((status = 200, description = "What this provider supports", body = ScimDoc, content_type = "application/scim+json"), ScimErrors))]
 async fn service_provider_config(caller: Result<Caller, Problem>) -> Result<Response, ScimError> {
     authorize(caller)?;
     Ok(scim_json(
@@ -192,6 +214,7 @@ fn user_resource_type() -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/scim/v2/ResourceTypes", tag = "scim", responses((status = 200, description = "The User resource type", body = ScimDoc, content_type = "application/scim+json"), ScimErrors))]
 async fn resource_types(caller: Result<Caller, Problem>) -> Result<Response, ScimError> {
     authorize(caller)?;
     Ok(scim_json(
@@ -201,6 +224,7 @@ async fn resource_types(caller: Result<Caller, Problem>) -> Result<Response, Sci
     ))
 }
 
+#[utoipa::path(get, path = "/scim/v2/ResourceTypes/User", tag = "scim", responses((status = 200, description = "The User resource type", body = ScimDoc, content_type = "application/scim+json"), ScimErrors))]
 async fn resource_type_user(caller: Result<Caller, Problem>) -> Result<Response, ScimError> {
     authorize(caller)?;
     Ok(scim_json(StatusCode::OK, user_resource_type()))
@@ -326,6 +350,7 @@ fn enterprise_schema() -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/scim/v2/Schemas", tag = "scim", responses((status = 200, description = "The User and EnterpriseUser schemas", body = ScimDoc, content_type = "application/scim+json"), ScimErrors))]
 async fn schemas(caller: Result<Caller, Problem>) -> Result<Response, ScimError> {
     authorize(caller)?;
     Ok(scim_json(
@@ -335,6 +360,7 @@ async fn schemas(caller: Result<Caller, Problem>) -> Result<Response, ScimError>
     ))
 }
 
+#[utoipa::path(get, path = "/scim/v2/Schemas/{id}", tag = "scim", params(("id" = String, Path, description = "A schema URN")), responses((status = 200, description = "One schema", body = ScimDoc, content_type = "application/scim+json"), ScimErrors))]
 async fn schema(
     caller: Result<Caller, Problem>,
     Path(id): Path<String>,
@@ -647,6 +673,8 @@ async fn created_or_current(
     Ok(res)
 }
 
+#[utoipa::path(post, path = "/scim/v2/Users", tag = "scim", request_body(content = ScimDoc, content_type = "application/scim+json"),
+    responses((status = 201, description = "Hired", body = ScimDoc, content_type = "application/scim+json"), ScimErrors))]
 async fn create_user(
     State(app): State<AppState>,
     caller: Result<Caller, Problem>,
@@ -688,6 +716,7 @@ async fn create_user(
     created_or_current(&app, id.as_str(), StatusCode::CREATED).await
 }
 
+#[utoipa::path(get, path = "/scim/v2/Users/{id}", tag = "scim", params(("id" = String, Path, description = "The User id (the employee id)")), responses((status = 200, description = "The User", body = ScimDoc, content_type = "application/scim+json"), ScimErrors))]
 async fn get_user(
     State(app): State<AppState>,
     caller: Result<Caller, Problem>,
@@ -738,6 +767,10 @@ fn parse_filter(f: &str) -> Result<(String, String), ScimError> {
     }
 }
 
+#[utoipa::path(get, path = "/scim/v2/Users", tag = "scim",
+    params(("filter" = Option<String>, Query, description = "ATTR eq \"VALUE\" for userName, id, emails.value, displayName, active"),
+           ("startIndex" = Option<i64>, Query, description = "1-based"), ("count" = Option<i64>, Query, description = "At most 1000")),
+    responses((status = 200, description = "A ListResponse", body = ScimDoc, content_type = "application/scim+json"), ScimErrors))]
 async fn list_users(
     State(app): State<AppState>,
     caller: Result<Caller, Problem>,
@@ -783,6 +816,8 @@ async fn list_users(
     ))
 }
 
+#[utoipa::path(put, path = "/scim/v2/Users/{id}", tag = "scim", params(("id" = String, Path, description = "The User id (the employee id)")), request_body(content = ScimDoc, content_type = "application/scim+json"),
+    responses((status = 200, description = "The User after the change; active false starts the departure", body = ScimDoc, content_type = "application/scim+json"), ScimErrors))]
 async fn replace_user(
     State(app): State<AppState>,
     caller: Result<Caller, Problem>,
@@ -809,6 +844,8 @@ async fn replace_user(
     created_or_current(&app, &id, StatusCode::OK).await
 }
 
+#[utoipa::path(patch, path = "/scim/v2/Users/{id}", tag = "scim", params(("id" = String, Path, description = "The User id (the employee id)")), request_body(content = ScimDoc, content_type = "application/scim+json", description = "A PatchOp"),
+    responses((status = 200, description = "The User after the change; active false starts the departure", body = ScimDoc, content_type = "application/scim+json"), ScimErrors))]
 async fn patch_user(
     State(app): State<AppState>,
     caller: Result<Caller, Problem>,
@@ -878,6 +915,7 @@ async fn patch_user(
     created_or_current(&app, &id, StatusCode::OK).await
 }
 
+#[utoipa::path(delete, path = "/scim/v2/Users/{id}", tag = "scim", params(("id" = String, Path, description = "The User id (the employee id)")), responses((status = 204, description = "Deleted; the history stays"), ScimErrors))]
 async fn delete_user(
     State(app): State<AppState>,
     caller: Result<Caller, Problem>,

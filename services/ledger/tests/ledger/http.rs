@@ -565,3 +565,73 @@ async fn health_needs_no_token_and_metrics_count_appends_and_rejects() {
         .await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not_found");
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_3_1_and_lists_exactly_the_routes_that_answer() {
+    let app = app();
+    let r = app
+        .send(
+            "GET",
+            "/v1/openapi.json",
+            Some(&app.ingest.clone()),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.body["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        r.body["openapi"]
+    );
+    let paths = r.body["paths"].as_object().unwrap();
+    for expected in [
+        "/v1/events",
+        "/v1/employees",
+        "/v1/employees/{id}/departure",
+        "/v1/employees/{id}/handover/transfers",
+        "/v1/employees/{id}/handover/items/{item}/complete",
+        "/scim/v2/Users/{id}",
+        "/scim/v2/ServiceProviderConfig",
+        "/healthz",
+        "/metrics",
+        "/v1/openapi.json",
+    ] {
+        assert!(
+            paths.contains_key(expected),
+            "{expected} missing from the document"
+        );
+    }
+    let mut operations = 0;
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{id}", "E-1")
+            .replace("{role}", "r")
+            .replace("{module}", "export")
+            .replace("{item}", "export_delivered");
+        for method in item
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| ["get", "post", "put", "patch", "delete"].contains(&k.as_str()))
+        {
+            operations += 1;
+            let res = app
+                .send(&method.to_uppercase(), &concrete, None, None, "")
+                .await;
+            assert!(
+                res.status != StatusCode::NOT_FOUND && res.status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is documented but the router answers {}",
+                res.status
+            );
+        }
+    }
+    assert_eq!(operations, 27, "every operation of the API is documented");
+    // And a route that is not documented does not answer.
+    let r = app
+        .send("POST", "/v1/employees/E-1/promote", None, None, "")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let none = app.send("GET", "/v1/openapi.json", None, None, "").await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+}
