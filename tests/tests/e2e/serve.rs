@@ -220,3 +220,51 @@ fn serve_makes_and_prints_an_admin_token_once_when_none_is_configured() {
     assert!(!again.banner.contains("hov_"), "{}", again.banner);
     assert_eq!(again.stop().0, 0);
 }
+
+/// An off-the-shelf SCIM conformance checker (scim-sanity, installed by .ci/install-tools) probes
+/// the real server: discovery, the User lifecycle, search and errors.
+#[test]
+fn an_off_the_shelf_scim_checker_finds_the_users_endpoint_conformant() {
+    let checker =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/scim-sanity");
+    assert!(
+        checker.exists(),
+        "{} is missing: run .ci/install-tools (just test does)",
+        checker.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let okta = token(&data, "okta", "hr");
+    let server = Server::start(&data);
+    let out = std::process::Command::new(&checker)
+        .args([
+            "probe",
+            &format!("http://{}/scim/v2", server.addr),
+            "--token",
+            &okta,
+        ])
+        .args([
+            "--i-accept-side-effects",
+            "--json-output",
+            "--timeout",
+            "30",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let summary = &report["summary"];
+    let failures: Vec<&Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] != "pass" && r["status"] != "skip")
+        .collect();
+    assert_eq!(
+        (summary["failed"].as_u64(), summary["errors"].as_u64()),
+        (Some(0), Some(0)),
+        "{failures:#?}"
+    );
+    assert!(summary["passed"].as_u64().unwrap() >= 18, "{summary}");
+    assert_eq!(server.stop().0, 0);
+}

@@ -454,10 +454,15 @@ impl Attrs {
     /// Sets the attributes a full User representation carries (POST, PUT).
     fn from_user(body: &Value) -> Result<Self, ScimError> {
         let mut a = Attrs::empty();
-        for (k, v) in body
+        let obj = body
             .as_object()
-            .ok_or_else(|| ScimError::bad("invalidSyntax", "a User is a JSON object"))?
-        {
+            .ok_or_else(|| ScimError::bad("invalidSyntax", "a User is a JSON object"))?;
+        // displayName, when given, is the name shown: it wins over the parts of `name`.
+        let display = |k: &String| k.eq_ignore_ascii_case("displayName");
+        for (k, v) in obj.iter().filter(|(k, _)| !display(k)) {
+            a.set(k, v, false)?;
+        }
+        for (k, v) in obj.iter().filter(|(k, _)| display(k)) {
             a.set(k, v, false)?;
         }
         if a.name.is_empty()
