@@ -268,3 +268,131 @@ fn an_off_the_shelf_scim_checker_finds_the_users_endpoint_conformant() {
     assert!(summary["passed"].as_u64().unwrap() >= 18, "{summary}");
     assert_eq!(server.stop().0, 0);
 }
+
+/// SIGTERM while clients are sending: the server stops taking connections, finishes what is in
+/// flight, and every batch it acknowledged is in the log, exactly as acknowledged.
+#[test]
+fn sigterm_under_load_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let crm = token(&data, "crm", "ingest");
+    let server = Server::start(&data);
+    let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (addr, crm, first_tx) = (server.addr.clone(), crm.clone(), first_tx.clone());
+            std::thread::spawn(move || {
+                let mut acked: Vec<(u64, String, String)> = Vec::new();
+                for r in 0..10_000 {
+                    let events: Vec<Value> = (0..20)
+                        .map(|i| json!({"id": format!("c{c}-r{r}-i{i}"), "actor": "E-1", "occurred_at": now(),
+                                         "type": "customer_viewed", "customer": "C-1"}))
+                        .collect();
+                    let body = json!({ "events": events }).to_string();
+                    let Ok((status, text)) = std::panic::catch_unwind(|| http(&addr, "POST", "/v1/events", Some(&crm), Some(&body))) else {
+                        break; // the server no longer takes connections
+                    };
+                    if status != 200 {
+                        break;
+                    }
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    for (i, res) in v["results"].as_array().unwrap().iter().enumerate() {
+                        acked.push((res["seq"].as_u64().unwrap(), res["hash"].as_str().unwrap().to_string(), format!("c{c}-r{r}-i{i}")));
+                    }
+                    let _ = first_tx.send(());
+                }
+                acked
+            })
+        })
+        .collect();
+    // Every client has had at least one batch acknowledged: the server is under load.
+    for _ in 0..4 {
+        first_rx.recv().unwrap();
+    }
+    let (code, said) = server.stop();
+    assert_eq!(code, 0, "{said}");
+    let acked: Vec<(u64, String, String)> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(acked.len() >= 80);
+
+    let (code, v) = verify_json(&["--data", path_str(&data)]);
+    assert_eq!(code, 0, "{v}");
+    let file = export(&data, &dir.path().join("log.hlog"));
+    let records = parse_export(&file);
+    for (seq, hash, id) in &acked {
+        let r = &records[*seq as usize];
+        assert_eq!(&hex::encode(r.hash), hash, "seq {seq}");
+        assert_eq!(
+            proto_types::Event::decode(&r.payload)
+                .unwrap()
+                .id
+                .unwrap()
+                .to_string(),
+            *id
+        );
+    }
+}
+
+/// Even at the most verbose log level, no token (valid or not) reaches the log.
+#[test]
+fn tokens_never_appear_in_the_log() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let crm = token(&data, "crm", "ingest");
+    let log_path = dir.path().join("serve.log");
+    let mut child = handover()
+        .args([
+            "serve",
+            "--data",
+            path_str(&data),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0);
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            break a.to_string();
+        }
+    };
+    let server = Server {
+        child,
+        addr,
+        banner: String::new(),
+        stdout,
+    };
+    let forged = "hov_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let body = json!({"events": [{"id": "e1", "actor": "E-1", "occurred_at": now(), "type": "logged_out"}]}).to_string();
+    assert_eq!(
+        http(&server.addr, "POST", "/v1/events", Some(&crm), Some(&body)).0,
+        200
+    );
+    assert_eq!(
+        http(
+            &server.addr,
+            "POST",
+            "/v1/events",
+            Some(forged),
+            Some(&body)
+        )
+        .0,
+        401
+    );
+    assert_eq!(server.stop().0, 0);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("serving"), "the log was written: {log}");
+    assert!(
+        !log.contains(&crm) && !log.contains(forged) && !log.contains(&crm[4..20]),
+        "a token leaked into the log"
+    );
+}
