@@ -186,14 +186,18 @@ pub struct Server {
 }
 
 impl Server {
+    /// `handover serve` on `data`, on a free loopback port, its log discarded.
     pub fn start(data: &Path) -> Server {
+        let mut cmd = handover();
+        cmd.args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
+            .stderr(std::process::Stdio::null());
+        Server::spawn(cmd)
+    }
+
+    /// Spawns a prepared `handover serve` command and waits until it listens.
+    pub fn spawn(mut cmd: Command) -> Server {
         use std::io::BufRead;
-        let mut child = handover()
-            .args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         let mut banner = String::new();

@@ -167,44 +167,14 @@ fn an_employee_is_hired_works_resigns_departs_and_is_handed_over_and_the_log_ver
 
 #[test]
 fn serve_makes_and_prints_an_admin_token_once_when_none_is_configured() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = handover()
-        .args([
-            "serve",
-            "--data",
-            path_str(&data),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut token = None;
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "serve exited before listening"
-        );
-        if let Some(t) = line.trim().strip_prefix("hov_") {
-            token = Some(format!("hov_{t}"));
-        }
-        if let Some(a) = line.trim().strip_prefix("listening on http://") {
-            break a.to_string();
-        }
-    };
-    let token = token.expect("a printed admin token");
-    let server = Server {
-        child,
-        addr,
-        banner: String::new(),
-        stdout,
-    };
+    let server = Server::start(&data);
+    let token = server
+        .banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("hov_").map(|t| format!("hov_{t}")))
+        .expect("a printed admin token");
     let (status, body) = http(&server.addr, "GET", "/metrics", Some(&token), None);
     assert_eq!(status, 200, "{body}");
     let (status, _) = http(&server.addr, "GET", "/metrics", Some("hov_wrong"), None);
@@ -338,39 +308,21 @@ fn sigterm_under_load_loses_no_acknowledged_event() {
 /// Even at the most verbose log level, no token (valid or not) reaches the log.
 #[test]
 fn tokens_never_appear_in_the_log() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let crm = token(&data, "crm", "ingest");
     let log_path = dir.path().join("serve.log");
-    let mut child = handover()
-        .args([
-            "serve",
-            "--data",
-            path_str(&data),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "trace")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0);
-        if let Some(a) = line.trim().strip_prefix("listening on http://") {
-            break a.to_string();
-        }
-    };
-    let server = Server {
-        child,
-        addr,
-        banner: String::new(),
-        stdout,
-    };
+    let mut cmd = handover();
+    cmd.args([
+        "serve",
+        "--data",
+        path_str(&data),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .env("RUST_LOG", "trace")
+    .stderr(std::fs::File::create(&log_path).unwrap());
+    let server = Server::spawn(cmd);
     let forged = "hov_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let body = json!({"events": [{"id": "e1", "actor": "E-1", "occurred_at": now(), "type": "logged_out"}]}).to_string();
     assert_eq!(
