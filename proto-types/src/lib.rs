@@ -9,6 +9,7 @@
 //! - [`chain`]: the entry layout and the BLAKE3 hash-chain rule, and [`ChainVerifier`], the one
 //!   walker every verifier (CLI, query service) uses.
 //! - [`export`]: the export file format that compliance verifies offline.
+//! - [`nats`]: subjects, headers and the CloudEvents 1.0 mapping of what the ledger publishes.
 //!
 //! **Architecture Invariant:** this crate does no I/O beyond `std::io::Read`/`Write` handed to it;
 //! it knows nothing of redb, NATS or HTTP. `docs/log-format.md` is the byte-level contract of
@@ -18,6 +19,7 @@ pub mod chain;
 pub mod event;
 pub mod export;
 pub mod ids;
+pub mod nats;
 pub mod time;
 
 pub use chain::{ChainBreak, ChainVerifier, EntryRef, Hash32};

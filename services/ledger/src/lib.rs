@@ -11,6 +11,8 @@
 //!   one insert per commit.
 //! - [`http`]: the write API: ingest, HR commands, health and metrics (axum).
 //! - [`metrics`]: counters and the commit latency histogram, as Prometheus text.
+//! - [`outbox`]: the publisher of committed entries to NATS JetStream (and departures as
+//!   CloudEvents), its cursor advanced only after JetStream's acks.
 //! - [`reader`]: read-only access for operators and compliance: verify the chain in a store,
 //!   export a range as the documented export file.
 //!
@@ -22,9 +24,10 @@ pub mod commands;
 pub mod http;
 pub mod idempotency;
 pub mod metrics;
+pub mod outbox;
 pub mod reader;
 pub mod store;
 pub mod writer;
 
-pub use store::{Appended, LogStore, NewEntry, OpenError, STORE_FILE};
+pub use store::{Appended, LogReader, LogStore, NewEntry, OpenError, STORE_FILE};
 pub use writer::{AppendError, CommandFailure, Ledger, Recorded, WriterConfig, WriterHandle};

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use crate::idempotency::{self, GroupIndex, IdempotencyKey};
 use projections::flags::Flag;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use proto_types::chain::{self, GENESIS, HEADER_LEN, Hash32};
 use proto_types::event::EncodeError;
@@ -148,7 +149,7 @@ pub struct Head {
 
 /// The writable log store. Owned by exactly one writer.
 pub struct LogStore {
-    db: Database,
+    db: Arc<Database>,
     head: Head,
     /// The greatest key in `idempotency`. A key above it cannot be in the table, which spares
     /// the lookup for nearly every event (clients report events roughly in time order).
@@ -312,7 +313,7 @@ impl LogStore {
             let head = check_meta(&db, path)?;
             let max_idempotency_key = max_idempotency_key(&db, path)?;
             return Ok(Self {
-                db,
+                db: Arc::new(db),
                 head,
                 max_idempotency_key,
             });
@@ -334,7 +335,7 @@ impl LogStore {
         txn.commit().map_err(|e| storage(path)(e.into()))?;
         let head = check_meta(&db, path)?;
         Ok(Self {
-            db,
+            db: Arc::new(db),
             head,
             max_idempotency_key: None,
         })
@@ -344,9 +345,12 @@ impl LogStore {
         self.head
     }
 
-    /// The underlying database, for readers in the same process.
-    pub fn database(&self) -> &Database {
-        &self.db
+    /// A read-only handle for readers in the same process (the outbox publisher, log reads):
+    /// redb lets reads run beside the writer's transactions.
+    pub fn reader(&self) -> LogReader {
+        LogReader {
+            db: self.db.clone(),
+        }
     }
 
     /// Appends a group of requests in one write transaction committed with
@@ -388,6 +392,7 @@ impl LogStore {
                 out_of_order: txn.open_table(idempotency::OUT_OF_ORDER)?,
                 runs: txn.open_table(idempotency::RUNS)?,
                 id_index: GroupIndex::new(self.max_idempotency_key),
+                outbox_cursor: None,
                 head: self.head,
                 // The ledger clock never goes backwards in the log, even if the wall clock does.
                 recorded_at: now.max(self.head.recorded_at),
@@ -398,9 +403,14 @@ impl LogStore {
                 mut runs,
                 id_index,
                 head,
+                outbox_cursor,
                 ..
             } = group;
             let max_key = id_index.write(&mut out_of_order, &mut runs)?;
+            if let Some(cursor) = outbox_cursor {
+                let mut meta = txn.open_table(META)?;
+                meta.insert("outbox_cursor", cursor.to_le_bytes().as_slice())?;
+            }
             if head != self.head {
                 let mut meta = txn.open_table(META)?;
                 let mut rec = [0u8; 40];
@@ -442,6 +452,7 @@ pub struct Group<'txn> {
     out_of_order: redb::Table<'txn, IdempotencyKey, u64>,
     runs: redb::Table<'txn, IdempotencyKey, &'static [u8]>,
     id_index: GroupIndex,
+    outbox_cursor: Option<u64>,
     head: Head,
     recorded_at: Timestamp,
 }
@@ -450,6 +461,12 @@ impl Group<'_> {
     /// The position the next entry extends (including this group's appends so far).
     pub fn head(&self) -> Head {
         self.head
+    }
+
+    /// Records that every entry below `next` has been published (and acknowledged) downstream.
+    /// The cursor only moves forward.
+    pub fn set_outbox_cursor(&mut self, next: u64) {
+        self.outbox_cursor = Some(self.outbox_cursor.map_or(next, |c| c.max(next)));
     }
 
     /// Appends one request, all or nothing.
@@ -566,5 +583,41 @@ impl Group<'_> {
             }));
         }
         Ok(Ok(plan))
+    }
+}
+
+/// Reads the log beside the writer.
+#[derive(Clone)]
+pub struct LogReader {
+    db: Arc<Database>,
+}
+
+impl LogReader {
+    /// Up to `limit` entries from seq `from` on, as stored: `(seq, entry bytes)`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(LOG)?;
+        let mut out = Vec::with_capacity(limit.min(4096));
+        for item in log.range(from..)?.take(limit) {
+            let (k, v) = item?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The first seq not yet published downstream (0 when nothing has been).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn outbox_cursor(&self) -> Result<u64, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta
+            .get("outbox_cursor")?
+            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+            .map_or(0, u64::from_le_bytes))
     }
 }

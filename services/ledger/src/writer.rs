@@ -20,11 +20,11 @@ use std::time::Instant;
 use projections::State;
 use projections::flags;
 use proto_types::{Actor, Event, Timestamp};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::commands::{self, Command, CommandError};
 use crate::metrics::Metrics;
-use crate::store::{Appended, LogStore, NewEntry, Rejection};
+use crate::store::{Appended, LogReader, LogStore, NewEntry, Rejection};
 
 /// Tuning of the writer.
 #[derive(Debug, Clone, Copy)]
@@ -89,13 +89,15 @@ enum Job {
         reply: CommandReply,
     },
     Read(ReadJob),
+    /// Every entry below this seq has been published downstream.
+    OutboxCursor(u64),
 }
 
 impl Job {
     fn events(&self) -> usize {
         match self {
             Job::Append { entries, .. } => entries.len(),
-            Job::Command { .. } | Job::Read(_) => 1,
+            Job::Command { .. } | Job::Read(_) | Job::OutboxCursor(_) => 1,
         }
     }
 }
@@ -106,6 +108,8 @@ impl Job {
 pub struct Ledger {
     queue: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
+    reader: LogReader,
+    head: watch::Receiver<u64>,
 }
 
 /// Joins the writer thread.
@@ -136,6 +140,8 @@ impl Ledger {
     ) -> Result<(Ledger, WriterHandle), redb::Error> {
         let mut state = State::default();
         store.fold_events(|e| state.apply(e))?;
+        let reader = store.reader();
+        let (head_tx, head) = watch::channel(store.head().next_seq);
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let metrics = Arc::new(Metrics::default());
         metrics
@@ -144,9 +150,24 @@ impl Ledger {
         let m = metrics.clone();
         let thread = thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run_writer(store, state, rx, config.max_group_events.max(1), &m))
+            .spawn(move || {
+                run_writer(
+                    store,
+                    state,
+                    rx,
+                    config.max_group_events.max(1),
+                    &m,
+                    &head_tx,
+                );
+            })
             .expect("spawn the ledger writer thread");
-        Ok((Ledger { queue: tx, metrics }, WriterHandle { thread }))
+        let ledger = Ledger {
+            queue: tx,
+            metrics,
+            reader,
+            head,
+        };
+        Ok((ledger, WriterHandle { thread }))
     }
 
     /// Appends `entries` in order and returns their acknowledgements once they are durable.
@@ -251,6 +272,29 @@ impl Ledger {
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
+
+    /// Reads the committed log beside the writer.
+    pub fn reader(&self) -> &LogReader {
+        &self.reader
+    }
+
+    /// The number of committed entries (the next seq), updated after each commit.
+    pub fn head_watch(&self) -> watch::Receiver<u64> {
+        self.head.clone()
+    }
+
+    /// Records (with the next commit) that every entry below `next` has been published
+    /// downstream. Not awaited: a cursor lost in a crash only means a resend, which the
+    /// downstream de-duplicates.
+    ///
+    /// # Errors
+    /// [`AppendError::Closed`] when the writer has stopped.
+    pub async fn advance_outbox(&self, next: u64) -> Result<(), AppendError> {
+        self.queue
+            .send(Job::OutboxCursor(next))
+            .await
+            .map_err(|_| AppendError::Closed)
+    }
 }
 
 fn full_or_closed<T>(e: mpsc::error::TrySendError<T>) -> AppendError {
@@ -289,6 +333,7 @@ fn run_writer(
     mut rx: mpsc::Receiver<Job>,
     max_group_events: usize,
     metrics: &Metrics,
+    head: &watch::Sender<u64>,
 ) {
     let mut group: Vec<Job> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
@@ -357,6 +402,7 @@ fn run_writer(
                         replies.push(Reply::Command(reply, result));
                     }
                     Job::Read(f) => reads.push(f),
+                    Job::OutboxCursor(next) => g.set_outbox_cursor(next),
                 }
             }
             Ok(())
@@ -369,6 +415,7 @@ fn run_writer(
                     duplicates,
                     store.head().next_seq,
                 );
+                head.send_replace(store.head().next_seq);
                 for r in replies {
                     r.send();
                 }
@@ -387,7 +434,7 @@ fn run_writer(
                     match job {
                         Job::Append { reply, .. } => drop(reply.send(Err(err.clone()))),
                         Job::Command { reply, .. } => drop(reply.send(Err(err.clone().into()))),
-                        Job::Read(_) => {}
+                        Job::Read(_) | Job::OutboxCursor(_) => {}
                     }
                 }
                 return;

@@ -2,5 +2,6 @@
 //! HTTP API through its real router (no socket: `tower::ServiceExt::oneshot`).
 
 mod http;
+mod nats;
 mod scim;
 mod store;

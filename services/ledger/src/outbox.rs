@@ -1,0 +1,260 @@
+//! The outbox publisher: every committed entry, in seq order, to the JetStream stream `HANDOVER`
+//! on `handover.v1.log.<kind>` (payload: the entry's stored bytes; `Nats-Msg-Id`: the entry hash;
+//! `Handover-Seq`: the seq), and departure-related entries also as CloudEvents on
+//! `handover.v1.departures`.
+//!
+//! The cursor (the first seq not yet acknowledged by JetStream) lives in the store's `meta` table
+//! and moves only after JetStream's acks. Publishing is pipelined: many acks are in flight, and
+//! they are awaited in order. When NATS is away the ledger goes on accepting writes; the publisher
+//! retries with backoff and catches up. A crash between publish and cursor update resends a few
+//! entries, which JetStream drops as duplicates within its duplicate window (the `Nats-Msg-Id`).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
+use bytes::Bytes;
+use proto_types::chain::{EntryRef, Hash32};
+use proto_types::ids::EmployeeId;
+use proto_types::{Event, nats};
+use tokio::sync::watch;
+
+use crate::writer::Ledger;
+
+/// Where and how to publish.
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    /// NATS server URL(s), e.g. `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// JetStream drops a resent message with a `Nats-Msg-Id` seen within this window.
+    pub duplicate_window: Duration,
+    /// How long the stream keeps messages (zero: forever).
+    pub max_age: Duration,
+    /// Stream replicas (3 on a cluster).
+    pub replicas: usize,
+    /// Acks awaited at once.
+    pub max_in_flight: usize,
+}
+
+impl OutboxConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            duplicate_window: Duration::from_secs(10 * 60),
+            max_age: Duration::ZERO,
+            replicas: 1,
+            max_in_flight: 512,
+        }
+    }
+}
+
+/// A running publisher.
+pub struct Publisher {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    published: watch::Receiver<u64>,
+}
+
+impl Publisher {
+    /// Starts publishing from the stored cursor.
+    pub fn start(ledger: Ledger, config: OutboxConfig) -> Publisher {
+        let (stop, stop_rx) = watch::channel(false);
+        let (published_tx, published) = watch::channel(0);
+        let task = tokio::spawn(run(ledger, config, stop_rx, published_tx));
+        Publisher {
+            stop,
+            task,
+            published,
+        }
+    }
+
+    /// The first seq not yet acknowledged by JetStream, as it moves.
+    pub fn published(&self) -> watch::Receiver<u64> {
+        self.published.clone()
+    }
+
+    /// Stops after the acks in flight, and records the cursor.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run(
+    ledger: Ledger,
+    config: OutboxConfig,
+    mut stop: watch::Receiver<bool>,
+    published: watch::Sender<u64>,
+) {
+    let reader = ledger.reader().clone();
+    let mut cursor = match tokio::task::spawn_blocking(move || reader.outbox_cursor()).await {
+        Ok(Ok(c)) => c,
+        other => {
+            tracing::error!(?other, "cannot read the outbox cursor; not publishing");
+            return;
+        }
+    };
+    published.send_replace(cursor);
+    let mut backoff = Duration::from_millis(100);
+    while !*stop.borrow() {
+        let js = match connect(&config).await {
+            Ok(js) => js,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "NATS unavailable; the ledger keeps accepting writes");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        match pump(&js, &ledger, &config, &mut cursor, &mut stop, &published).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, cursor, "publishing interrupted; resuming from the cursor");
+            }
+        }
+    }
+    let _ = ledger.advance_outbox(cursor).await;
+}
+
+async fn connect(config: &OutboxConfig) -> Result<jetstream::Context, BoxError> {
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(config.url.as_str())
+        .await?;
+    let js = jetstream::new(client);
+    js.create_or_update_stream(jetstream::stream::Config {
+        name: nats::STREAM.to_string(),
+        subjects: vec![nats::STREAM_SUBJECTS.to_string()],
+        storage: jetstream::stream::StorageType::File,
+        duplicate_window: config.duplicate_window,
+        max_age: config.max_age,
+        num_replicas: config.replicas,
+        ..Default::default()
+    })
+    .await?;
+    Ok(js)
+}
+
+fn hex(hash: &Hash32) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Publishes from `cursor` until stopped (Ok) or until NATS fails (Err, to reconnect).
+async fn pump(
+    js: &jetstream::Context,
+    ledger: &Ledger,
+    config: &OutboxConfig,
+    cursor: &mut u64,
+    stop: &mut watch::Receiver<bool>,
+    published: &watch::Sender<u64>,
+) -> Result<(), BoxError> {
+    let mut head = ledger.head_watch();
+    let mut reported = *cursor;
+    let mut reported_at = Instant::now();
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let committed = *head.borrow_and_update();
+        if *cursor >= committed {
+            if reported != *cursor {
+                ledger.advance_outbox(*cursor).await?;
+                reported = *cursor;
+            }
+            tokio::select! {
+                changed = head.changed() => if changed.is_err() { return Ok(()) },
+                _ = stop.changed() => return Ok(()),
+            }
+            continue;
+        }
+        let reader = ledger.reader().clone();
+        let from = *cursor;
+        let batch = tokio::task::spawn_blocking(move || reader.entries(from, 1024)).await??;
+        let events: Vec<Event> = batch
+            .iter()
+            .map(|(seq, bytes)| {
+                let entry = EntryRef::parse(bytes).map_err(|e| format!("entry {seq}: {e}"))?;
+                Event::decode(entry.payload()).map_err(|e| format!("entry {seq}: {e}"))
+            })
+            .collect::<Result<_, String>>()?;
+        let mut inflight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
+        for (i, ((seq, bytes), event)) in batch.iter().zip(&events).enumerate() {
+            let hash: Hash32 = EntryRef::parse(bytes)
+                .map_err(|e| format!("{e}"))?
+                .hash()
+                .to_owned();
+            let msg = PublishMessage::build()
+                .payload(Bytes::copy_from_slice(bytes))
+                .message_id(hex(&hash))
+                .header(nats::SEQ_HEADER, seq.to_string().as_str());
+            inflight.push_back((
+                *seq,
+                js.send_publish(nats::log_subject(&event.kind), msg).await?,
+            ));
+            if nats::has_cloud_event(&event.kind) {
+                let successors = successors_after(ledger, &batch, &events, i, event).await?;
+                if let Some(ce) = nats::cloud_event(*seq, &hash, event, &successors) {
+                    let msg = PublishMessage::build()
+                        .payload(Bytes::from(ce.to_string()))
+                        .message_id(nats::cloud_event_id(&hash))
+                        .header("Content-Type", "application/cloudevents+json");
+                    inflight.push_back((*seq, js.send_publish(nats::DEPARTURES, msg).await?));
+                }
+            }
+            while inflight.len() >= config.max_in_flight {
+                let (s, ack) = inflight.pop_front().expect("non-empty");
+                ack.await?;
+                // Every message before this one is acknowledged: all entries below `s` are out.
+                *cursor = (*cursor).max(s);
+            }
+        }
+        while let Some((_, ack)) = inflight.pop_front() {
+            ack.await?;
+        }
+        *cursor = batch.last().map_or(*cursor, |(s, _)| s + 1);
+        published.send_replace(*cursor);
+        if *cursor - reported >= 4096 || reported_at.elapsed() >= Duration::from_millis(200) {
+            ledger.advance_outbox(*cursor).await?;
+            reported = *cursor;
+            reported_at = Instant::now();
+        }
+    }
+}
+
+/// The successors the handover plan following a departure names (same commit, a few entries on).
+async fn successors_after(
+    ledger: &Ledger,
+    batch: &[(u64, Vec<u8>)],
+    events: &[Event],
+    i: usize,
+    event: &Event,
+) -> Result<Vec<EmployeeId>, BoxError> {
+    let proto_types::event::EventKind::EmployeeDeparted { employee, .. } = &event.kind else {
+        return Ok(Vec::new());
+    };
+    if let Some(s) = events[i + 1..]
+        .iter()
+        .find_map(|e| nats::planned_successors(e, employee))
+    {
+        return Ok(s);
+    }
+    // The plan lies past this batch: read a little further.
+    let reader = ledger.reader().clone();
+    let from = batch[i].0 + 1;
+    let more = tokio::task::spawn_blocking(move || reader.entries(from, 64)).await??;
+    for (_, bytes) in more {
+        if let Ok(entry) = EntryRef::parse(&bytes)
+            && let Ok(e) = Event::decode(entry.payload())
+            && let Some(s) = nats::planned_successors(&e, employee)
+        {
+            return Ok(s);
+        }
+    }
+    Ok(Vec::new())
+}
