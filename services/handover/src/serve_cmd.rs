@@ -2,7 +2,8 @@
 //!
 //! Startup: open (or create) the store, rebuild the projections from the log, load the tokens;
 //! with `--demo`, fill an empty store with the demo history first; with no token configured, make
-//! an `admin` token with every scope and print it once. Shutdown (SIGTERM or Ctrl-C): stop
+//! an `admin` token with every scope and print it once; with `--nats URL`, publish every committed
+//! entry to JetStream (see `ledger::outbox`). Shutdown (SIGTERM or Ctrl-C): stop
 //! accepting connections, finish the requests in flight, let the writer commit and answer
 //! everything it accepted, close the store.
 
@@ -37,6 +38,9 @@ pub struct ServeArgs {
     /// Fill an empty store with the demo history before serving.
     #[arg(long)]
     pub demo: bool,
+    /// Publish every committed entry to NATS JetStream (stream HANDOVER) at this URL.
+    #[arg(long, env = "HANDOVER_NATS_URL", value_name = "URL")]
+    pub nats: Option<String>,
 }
 
 /// # Errors
@@ -66,6 +70,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let result = rt.block_on(async {
+        let publisher = args.nats.as_ref().map(|url| {
+            ledger::outbox::Publisher::start(
+                ledger.clone(),
+                ledger::outbox::OutboxConfig::new(url.clone()),
+            )
+        });
         if args.demo && empty {
             let n = demo(&ledger).await?;
             println!("demo history appended: {n} events");
@@ -83,6 +93,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
+        if let Some(p) = publisher {
+            p.stop().await;
+        }
         anyhow::Ok(())
     });
     drop(rt);

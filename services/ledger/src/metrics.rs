@@ -21,6 +21,11 @@ pub struct Metrics {
     commit_micros_sum: AtomicU64,
     /// Head seq + 1 (the number of entries), as of the last commit.
     pub entries: AtomicU64,
+    /// Messages JetStream acknowledged from the outbox, and of those, how many it had seen.
+    pub outbox_published: AtomicU64,
+    pub outbox_duplicates: AtomicU64,
+    /// The first seq not yet acknowledged by JetStream.
+    pub outbox_cursor: AtomicU64,
     labelled: Mutex<Labelled>,
 }
 
@@ -66,23 +71,26 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self, queue_depth: usize) -> String {
         let mut out = String::new();
-        let mut counter = |name: &str, help: &str, v: u64| {
+        fn counter(out: &mut String, name: &str, help: &str, v: u64) {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
             );
-        };
+        }
         counter(
+            &mut out,
             "handover_events_appended_total",
             "Events appended to the log.",
             self.events_appended.load(Relaxed),
         );
         counter(
+            &mut out,
             "handover_duplicate_events_total",
             "Events recognised as retries and not appended again.",
             self.duplicates.load(Relaxed),
         );
         counter(
+            &mut out,
             "handover_commits_total",
             "Durable write transactions.",
             self.commits.load(Relaxed),
@@ -91,6 +99,25 @@ impl Metrics {
             out,
             "# HELP handover_log_entries Entries in the log.\n# TYPE handover_log_entries gauge\nhandover_log_entries {}",
             self.entries.load(Relaxed)
+        );
+        counter(
+            &mut out,
+            "handover_outbox_published_total",
+            "Messages JetStream acknowledged from the outbox.",
+            self.outbox_published.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "handover_outbox_duplicates_total",
+            "Resent messages JetStream recognised and dropped (after a restart).",
+            self.outbox_duplicates.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP handover_outbox_lag Committed entries not yet acknowledged by JetStream.\n# TYPE handover_outbox_lag gauge\nhandover_outbox_lag {}",
+            self.entries
+                .load(Relaxed)
+                .saturating_sub(self.outbox_cursor.load(Relaxed))
         );
         let _ = writeln!(
             out,

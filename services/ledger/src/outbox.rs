@@ -209,21 +209,35 @@ async fn pump(
             }
             while inflight.len() >= config.max_in_flight {
                 let (s, ack) = inflight.pop_front().expect("non-empty");
-                ack.await?;
+                count(ledger, &ack.await?);
                 // Every message before this one is acknowledged: all entries below `s` are out.
                 *cursor = (*cursor).max(s);
             }
         }
         while let Some((_, ack)) = inflight.pop_front() {
-            ack.await?;
+            count(ledger, &ack.await?);
         }
         *cursor = batch.last().map_or(*cursor, |(s, _)| s + 1);
         published.send_replace(*cursor);
+        ledger
+            .metrics()
+            .outbox_cursor
+            .store(*cursor, std::sync::atomic::Ordering::Relaxed);
         if *cursor - reported >= 4096 || reported_at.elapsed() >= Duration::from_millis(200) {
             ledger.advance_outbox(*cursor).await?;
             reported = *cursor;
             reported_at = Instant::now();
         }
+    }
+}
+
+fn count(ledger: &Ledger, ack: &async_nats::jetstream::publish::PublishAck) {
+    let m = ledger.metrics();
+    m.outbox_published
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if ack.duplicate {
+        m.outbox_duplicates
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

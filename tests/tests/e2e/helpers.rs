@@ -259,3 +259,56 @@ pub fn token(data: &Path, name: &str, scopes: &str) -> String {
     assert_eq!(r.code, 0, "{}", r.stderr);
     r.stdout.trim().to_string()
 }
+
+/// A real, current nats-server (from .tools/, installed by .ci/install-tools) with JetStream in
+/// `dir`, on a free loopback port; stopped when dropped.
+pub struct Nats {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Nats {
+    pub fn start(dir: &Path) -> Nats {
+        use std::io::BufRead;
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/nats-server");
+        assert!(
+            bin.exists(),
+            "{} is missing: run .ci/install-tools (just test does)",
+            bin.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        loop {
+            let line = lines
+                .next()
+                .expect("nats-server exited before it was ready")
+                .unwrap();
+            if line.contains("Server is ready") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Nats {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
