@@ -139,6 +139,7 @@ fn bad_demo_arguments_exit_2() {
         &["demo", "--days", "many"],
         &["demo", "--customers", "-3"],
         &["verify", "--data", "x", "--file", "y"],
+        &["ledger", "--data", "x"],
         &["frobnicate"],
     ] {
         let r = run(args);

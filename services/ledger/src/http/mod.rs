@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`ingest`]: `POST /v1/events`.
 //! - [`employees`]: the HR commands under `/v1/employees`.
+//! - [`log`]: `GET /v1/log`, a range of the log as stored (for backfill and audits).
 //! - [`scim`]: SCIM 2.0 Users under `/scim/v2`, for identity providers.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //!
@@ -15,6 +16,7 @@
 pub mod auth;
 pub mod employees;
 pub mod ingest;
+pub mod log;
 pub mod ops;
 pub mod problem;
 pub mod scim;
@@ -95,6 +97,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(doc)
         .merge(ops::router())
         .merge(ingest::router())
+        .merge(log::router())
         .merge(employees::router())
         .merge(scim::router())
         .routes(utoipa_axum::routes!(openapi_json))

@@ -626,7 +626,7 @@ async fn the_openapi_document_is_3_1_and_lists_exactly_the_routes_that_answer() 
             );
         }
     }
-    assert_eq!(operations, 27, "every operation of the API is documented");
+    assert_eq!(operations, 28, "every operation of the API is documented");
     // And a route that is not documented does not answer.
     let r = app
         .send("POST", "/v1/employees/E-1/promote", None, None, "")
@@ -634,4 +634,108 @@ async fn the_openapi_document_is_3_1_and_lists_exactly_the_routes_that_answer() 
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let none = app.send("GET", "/v1/openapi.json", None, None, "").await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_range_of_the_log_comes_as_a_verifiable_export_for_audit_readers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open_or_create(&dir.path().join("ledger.redb")).unwrap();
+    let (ledger, _w) = Ledger::start(store, WriterConfig::default()).unwrap();
+    let (auditor, crm) = (new_token(), new_token());
+    let tokens = TokenSet::new(vec![
+        TokenRecord {
+            name: "siem".into(),
+            hash: token_hash(&auditor),
+            scopes: vec![Scope::AuditRead],
+        },
+        TokenRecord {
+            name: "crm".into(),
+            hash: token_hash(&crm),
+            scopes: vec![Scope::Ingest],
+        },
+    ]);
+    let app = App {
+        router: router(AppState {
+            ledger: ledger.clone(),
+            tokens: Arc::new(tokens),
+        }),
+        ledger,
+        ingest: crm.clone(),
+        hr: String::new(),
+        admin: String::new(),
+        _dir: dir,
+    };
+    let events: Vec<Value> = (0..10)
+        .map(|i| viewed(&format!("e{i}"), "E-1", "C-1"))
+        .collect();
+    let acks = app
+        .post("/v1/events", &crm, json!({ "events": events }))
+        .await;
+    let get = |path: &str, token: String| {
+        let app = &app;
+        let path = path.to_string();
+        async move {
+            let res = app
+                .router
+                .clone()
+                .oneshot(
+                    Request::builder()
+                        .uri(path)
+                        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = res.status();
+            let ct = res
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap().to_string());
+            (
+                status,
+                ct,
+                res.into_body().collect().await.unwrap().to_bytes(),
+            )
+        }
+    };
+    let (status, ct, body) = get("/v1/log?from=3&limit=4", auditor.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ct.as_deref(), Some("application/vnd.handover.log-export"));
+    let report = proto_types::export::verify_export(&body[..], |_, _| {}).unwrap();
+    assert_eq!(
+        (report.header.first_seq, report.verified, report.broken),
+        (3, 4, None)
+    );
+    assert_eq!(
+        hex::encode(report.header.anchor),
+        acks.body["results"][2]["hash"].as_str().unwrap()
+    );
+    assert_eq!(
+        hex::encode(report.head_hash),
+        acks.body["results"][6]["hash"].as_str().unwrap()
+    );
+    // At the head, fewer entries; from 0, the genesis anchor.
+    let (_, _, body) = get("/v1/log?from=8&limit=100", auditor.clone()).await;
+    assert_eq!(
+        proto_types::export::verify_export(&body[..], |_, _| {})
+            .unwrap()
+            .verified,
+        2
+    );
+    let (_, _, body) = get("/v1/log", auditor.clone()).await;
+    let all = proto_types::export::verify_export(&body[..], |_, _| {}).unwrap();
+    assert_eq!(
+        (all.header.anchor, all.verified),
+        (proto_types::chain::GENESIS, 10)
+    );
+    assert_eq!(
+        get("/v1/log?limit=0", auditor.clone()).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        get("/v1/log?from=11", auditor.clone()).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(get("/v1/log", crm).await.0, StatusCode::FORBIDDEN);
 }
