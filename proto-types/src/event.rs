@@ -274,6 +274,40 @@ pub enum EventKind {
     },
 }
 
+/// Every kind's [`EventKind::name`], in declaration order.
+pub const KIND_NAMES: [&str; 30] = [
+    "employee_hired",
+    "role_granted",
+    "role_revoked",
+    "permission_granted",
+    "permission_revoked",
+    "logged_in",
+    "login_failed",
+    "logged_out",
+    "module_accessed",
+    "customer_created",
+    "customer_viewed",
+    "customer_updated",
+    "customers_exported",
+    "customer_deleted",
+    "deal_created",
+    "deal_updated",
+    "deal_closed",
+    "report_exported",
+    "resignation_submitted",
+    "employee_departed",
+    "account_disabled",
+    "account_reenabled",
+    "account_deleted",
+    "handover_planned",
+    "ownership_transferred",
+    "handover_item_completed",
+    "handover_completed",
+    "audit_log_queried",
+    "retention_policy_set",
+    "employee_updated",
+];
+
 impl EventKind {
     /// The stable snake_case name of the kind: used in NATS subjects, APIs and reports.
     pub fn name(&self) -> &'static str {
@@ -544,6 +578,12 @@ pub(crate) mod tests {
             occurred_at: Timestamp(1_700_000_000_000_000),
             kind,
         }
+    }
+
+    #[test]
+    fn kind_names_lists_every_kind_in_declaration_order() {
+        let names: Vec<&str> = one_of_each().iter().map(EventKind::name).collect();
+        assert_eq!(names, KIND_NAMES);
     }
 
     #[test]

@@ -27,10 +27,12 @@ pub struct DataArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the ledger and its HTTP API (the embedded default).
+    /// Run the ledger, its HTTP API and the forensic read side (the embedded default).
     Serve(crate::serve_cmd::ServeArgs),
     /// Run the write side alone, publishing to NATS (`--nats URL` required).
     Ledger(crate::serve_cmd::ServeArgs),
+    /// Run the read side alone: consume the stream, verify, serve forensic queries.
+    Query(crate::query_cmd::QueryArgs),
     /// Manage API tokens (stored hashed in the configuration file).
     Token(crate::token_cmd::TokenArgs),
     /// Append a reproducible, realistic CRM history through the real append path.
@@ -55,11 +57,12 @@ pub fn main() -> ExitCode {
         )
         .init();
     let outcome = match cli.command {
-        Command::Serve(a) => crate::serve_cmd::run(a),
+        Command::Serve(a) => crate::serve_cmd::run(a, true),
         Command::Ledger(a) if a.nats.is_none() => Err(anyhow::anyhow!(
             "handover ledger publishes to NATS: give --nats URL (or HANDOVER_NATS_URL)"
         )),
-        Command::Ledger(a) => crate::serve_cmd::run(a),
+        Command::Ledger(a) => crate::serve_cmd::run(a, false),
+        Command::Query(a) => crate::query_cmd::run(a),
         Command::Token(a) => crate::token_cmd::run(a),
         Command::Demo(a) => crate::demo_cmd::run(a),
         Command::Verify(a) => crate::verify_cmd::run(a),

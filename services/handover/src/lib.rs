@@ -3,7 +3,9 @@
 //! # Layout
 //! - [`cli`]: the command line (clap), exit codes, and the dispatch to each command.
 //! - [`config`]: the configuration file (API tokens, hashed).
-//! - [`serve_cmd`]: `handover serve`, the ledger and its write API in one process.
+//! - [`serve_cmd`]: `handover serve`, ledger, write API and read side in one process; and
+//!   `handover ledger`, the write side alone.
+//! - [`query_cmd`]: `handover query`, the read side alone, fed by JetStream.
 //! - [`token_cmd`]: `handover token add|list|revoke`.
 //! - [`data_dir`]: where a data directory keeps its files.
 //! - [`demo`]: the reproducible CRM history generator; [`demo_cmd`] appends it through the ledger.
@@ -24,6 +26,7 @@ pub mod demo;
 pub mod demo_cmd;
 pub mod export_cmd;
 pub mod progress;
+pub mod query_cmd;
 pub mod serve_cmd;
 pub mod token_cmd;
 pub mod verify_cmd;

@@ -1,11 +1,14 @@
-//! `handover serve`: the ledger and its write API in one process (the embedded default).
+//! `handover serve`: the ledger, its write API and the forensic read side in one process (the
+//! embedded default); `handover ledger`: the write side alone.
 //!
 //! Startup: open (or create) the store, rebuild the projections from the log, load the tokens;
 //! with `--demo`, fill an empty store with the demo history first; with no token configured, make
 //! an `admin` token with every scope and print it once; with `--nats URL`, publish every committed
-//! entry to JetStream (see `ledger::outbox`). Shutdown (SIGTERM or Ctrl-C): stop
-//! accepting connections, finish the requests in flight, let the writer commit and answer
-//! everything it accepted, close the store.
+//! entry to JetStream (see `ledger::outbox`). `serve` also opens the query store
+//! (`DATA/query.redb`) and feeds it from the ledger in-process, or, with `--nats`, from the
+//! stream (backfilling from the local log). Shutdown (SIGTERM or Ctrl-C): stop accepting
+//! connections, finish the requests in flight, let the writer commit and answer everything it
+//! accepted, close the stores.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,9 +16,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use ledger::http::auth::{Scope, new_token, token_hash};
-use ledger::http::{AppState, router};
+use ledger::http::auth::{Scope, TokenSet, new_token, token_hash};
+use ledger::http::{AppState, Beside, router_with};
 use ledger::{Ledger, LogStore, NewEntry, WriterConfig};
+use query::http::AuditSink;
+use query::source::{Backfill, LogReaderHandle, NatsConfig, follow_ledger, follow_nats};
 
 use crate::config::{self, TokenConfig};
 use crate::demo::{DemoConfig, DemoGenerator};
@@ -45,12 +50,13 @@ pub struct ServeArgs {
 
 /// # Errors
 /// Unusable data directory, configuration or address (exit 2).
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let store_path = crate::data_dir::store_for_writing(&args.data.data)?;
-    let store = LogStore::open_or_create(&store_path)?;
-    let empty = store.head().next_seq == 0;
-    let cfg_path = config::path(&args.data.data, args.config.as_deref());
-    let mut cfg = config::load(&cfg_path)?;
+/// Loads the tokens of `cfg_path`; with none configured, makes an `admin` token with every scope
+/// and prints it once.
+///
+/// # Errors
+/// An unreadable or invalid configuration, or one that cannot be written.
+pub fn tokens_or_first_admin(cfg_path: &std::path::Path) -> anyhow::Result<TokenSet> {
+    let mut cfg = config::load(cfg_path)?;
     if cfg.tokens.is_empty() {
         let token = new_token();
         cfg.tokens.push(TokenConfig {
@@ -58,18 +64,37 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             scopes: Scope::ALL.iter().map(ToString::to_string).collect(),
             blake3: hex::encode(token_hash(&token)),
         });
-        config::save(&cfg_path, &cfg)?;
+        config::save(cfg_path, &cfg)?;
         println!(
             "no API token was configured: made token \"admin\" with every scope (shown only now):"
         );
         println!("  {token}");
     }
-    let tokens = cfg.token_set()?;
+    cfg.token_set()
+}
+
+/// `handover serve` (`read_side`: the query side in the same process) or `handover ledger`.
+///
+/// # Errors
+/// Unusable data directory, configuration or address (exit 2).
+pub fn run(args: ServeArgs, read_side: bool) -> anyhow::Result<ExitCode> {
+    let store_path = crate::data_dir::store_for_writing(&args.data.data)?;
+    let store = LogStore::open_or_create(&store_path)?;
+    let empty = store.head().next_seq == 0;
+    let cfg_path = config::path(&args.data.data, args.config.as_deref());
+    let tokens = Arc::new(tokens_or_first_admin(&cfg_path)?);
+    let read = if read_side {
+        let path = store_path.with_file_name(query::store::STORE_FILE);
+        Some(query::ReadSide::open(&path)?)
+    } else {
+        None
+    };
     let (ledger, writer) = Ledger::start(store, WriterConfig::default())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let result = rt.block_on(async {
+        let shutdown = crate::serve_cmd::shutdown_signal();
         let publisher = args.nats.as_ref().map(|url| {
             ledger::outbox::Publisher::start(
                 ledger.clone(),
@@ -86,13 +111,35 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         println!("listening on http://{addr}");
         tracing::info!(%addr, store = %store_path.display(), "serving");
-        let app = router(AppState {
-            ledger: ledger.clone(),
-            tokens: Arc::new(tokens),
+        let (stop_feed, stop_rx) = tokio::sync::watch::channel(false);
+        let mut feed = None;
+        let beside = read.as_ref().map(|read| {
+            let local = LogReaderHandle::of(&ledger);
+            feed = Some(match &args.nats {
+                None => tokio::spawn(follow_ledger(read.applier.clone(), local, stop_rx)),
+                Some(url) => tokio::spawn(follow_nats(
+                    read.applier.clone(),
+                    NatsConfig::new(url.clone()),
+                    Backfill::Local(local),
+                    stop_rx,
+                )),
+            });
+            beside(read, tokens.clone(), AuditSink::Local(ledger.clone()))
         });
+        let app = router_with(
+            AppState {
+                ledger: ledger.clone(),
+                tokens: tokens.clone(),
+            },
+            beside,
+        );
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(shutdown)
             .await?;
+        let _ = stop_feed.send(true);
+        if let Some(f) = feed {
+            let _ = f.await;
+        }
         if let Some(p) = publisher {
             p.stop().await;
         }
@@ -104,6 +151,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     result?;
     println!("stopped; every accepted request was committed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The forensic API of `read`, to serve beside the write API.
+pub fn beside(read: &query::ReadSide, tokens: Arc<TokenSet>, audit: AuditSink) -> Beside {
+    let (routes, doc) = query::http::forensic_routes().split_for_parts();
+    let status = read.status.clone();
+    let metrics = read.metrics.clone();
+    Beside {
+        routes: routes.with_state(read.http_state(tokens, audit)),
+        doc,
+        not_ready: Arc::new(move || query::http::ops::not_ready(&status.borrow())),
+        metrics: Arc::new(move || metrics.render()),
+    }
 }
 
 async fn demo(ledger: &Ledger) -> anyhow::Result<u64> {
@@ -128,24 +188,31 @@ async fn demo(ledger: &Ledger) -> anyhow::Result<u64> {
     Ok(n)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM or Ctrl-C. The handlers are installed when this is called (inside the runtime), not
+/// when it is first awaited, so that a signal that comes as soon as the address is printed is
+/// not lost to the default action.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {},
+            () = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        tracing::info!("shutting down: finishing requests in flight");
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -175,7 +175,8 @@ fn storage(path: &Path) -> impl Fn(redb::Error) -> OpenError + '_ {
     }
 }
 
-fn map_db_error(path: &Path, e: redb::DatabaseError) -> OpenError {
+/// Names what went wrong opening the redb file at `path` (shared with the query store).
+pub fn map_db_error(path: &Path, e: redb::DatabaseError) -> OpenError {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(path.to_path_buf()),
         redb::DatabaseError::RepairAborted => OpenError::NeedsRecovery(path.to_path_buf()),

@@ -232,10 +232,11 @@ impl Directory {
     }
 }
 
-/// The employee an account or HR event is about.
-fn subject(kind: &EventKind) -> Option<&EmployeeId> {
+/// The employee an account or HR event is about (a hire's is the hired employee).
+pub fn subject(kind: &EventKind) -> Option<&EmployeeId> {
     match kind {
-        EventKind::EmployeeUpdated { employee, .. }
+        EventKind::EmployeeHired { employee, .. }
+        | EventKind::EmployeeUpdated { employee, .. }
         | EventKind::RoleGranted { employee, .. }
         | EventKind::RoleRevoked { employee, .. }
         | EventKind::PermissionGranted { employee, .. }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::{StatusCode, header, request::Parts};
 
 use super::AppState;
@@ -140,10 +140,23 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl FromRef<AppState> for Arc<TokenSet> {
+    fn from_ref(app: &AppState) -> Self {
+        app.tokens.clone()
+    }
+}
+
+/// Any router whose state yields the token set authenticates callers the same way (the query
+/// service's too).
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Arc<TokenSet>: FromRef<S>,
+{
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Problem> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let tokens = Arc::<TokenSet>::from_ref(state);
         let unauthorized = |why: &str| Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", why);
         let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
             unauthorized("no Authorization header; send `Authorization: Bearer <token>`")
@@ -157,8 +170,7 @@ impl FromRequestParts<AppState> for Caller {
             })
             .map(str::trim)
             .ok_or_else(|| unauthorized("the Authorization header is not a bearer token"))?;
-        let record = app
-            .tokens
+        let record = tokens
             .authenticate(token)
             .ok_or_else(|| unauthorized("the bearer token is not valid"))?;
         Ok(Caller {

@@ -18,6 +18,9 @@ use super::problem::Problem;
 
 /// The most entries one request returns.
 pub const MAX_LIMIT: u64 = 10_000;
+/// The response header that names the ledger's next seq (its entry count) when it answered.
+pub const NEXT_SEQ_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("handover-next-seq");
 /// The media type of an export file.
 pub const EXPORT_MEDIA_TYPE: &str = "application/vnd.handover.log-export";
 
@@ -102,5 +105,12 @@ async fn log_range(
     let body = out
         .finish()
         .map_err(|e| crate::AppendError::Storage(e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, EXPORT_MEDIA_TYPE)], body).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, EXPORT_MEDIA_TYPE.to_string()),
+            (NEXT_SEQ_HEADER, head.to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`ingest`]: `POST /v1/events`.
 //! - [`employees`]: the HR commands under `/v1/employees`.
+//! - [`audit`]: `POST /v1/audit-log-queries`, where a separate read side records its reads.
 //! - [`log`]: `GET /v1/log`, a range of the log as stored (for backfill and audits).
 //! - [`scim`]: SCIM 2.0 Users under `/scim/v2`, for identity providers.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
@@ -13,6 +14,7 @@
 //! Routes are registered with their OpenAPI annotations (`utoipa_axum::routes!`), and
 //! `/v1/openapi.json` serves the document generated from them.
 
+pub mod audit;
 pub mod auth;
 pub mod employees;
 pub mod ingest;
@@ -70,15 +72,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes().split_for_parts().1
 }
 
-fn api_routes() -> OpenApiRouter<AppState> {
+/// An OpenAPI document with its info and bearer-token security, for each service's routes.
+pub fn api_doc(title: &str, description: &str) -> utoipa::openapi::OpenApi {
     let mut doc = utoipa::openapi::OpenApiBuilder::new()
         .info(
             utoipa::openapi::InfoBuilder::new()
-                .title("Handover write API")
+                .title(title)
                 .version(env!("CARGO_PKG_VERSION"))
-                .description(Some(
-                    "Reports of CRM user actions, HR commands and SCIM provisioning, recorded in a tamper-evident log.",
-                ))
+                .description(Some(description))
                 .build(),
         )
         .build();
@@ -94,10 +95,19 @@ fn api_routes() -> OpenApiRouter<AppState> {
         "bearer",
         Vec::<String>::new(),
     )]);
+    doc
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    let doc = api_doc(
+        "Handover write API",
+        "Reports of CRM user actions, HR commands and SCIM provisioning, recorded in a tamper-evident log.",
+    );
     OpenApiRouter::with_openapi(doc)
         .merge(ops::router())
         .merge(ingest::router())
         .merge(log::router())
+        .merge(audit::router())
         .merge(employees::router())
         .merge(scim::router())
         .routes(utoipa_axum::routes!(openapi_json))
@@ -116,9 +126,32 @@ async fn openapi_json(
 
 /// The whole write API.
 pub fn router(state: AppState) -> Router {
-    let (routes, doc) = api_routes().split_for_parts();
+    router_with(state, None)
+}
+
+/// Another service's routes served beside the write API on one listener (the embedded default
+/// serves the forensic API this way): its routes, their documentation, and what it adds to
+/// `/readyz` and `/metrics`.
+#[derive(Clone)]
+pub struct Beside {
+    pub routes: Router,
+    pub doc: utoipa::openapi::OpenApi,
+    /// Why it is not ready, if it is not.
+    pub not_ready: Arc<dyn Fn() -> Option<String> + Send + Sync>,
+    /// Its Prometheus text.
+    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+/// The write API, with `beside` served on the same listener.
+pub fn router_with(state: AppState, beside: Option<Beside>) -> Router {
+    let (routes, mut doc) = api_routes().split_for_parts();
+    let mut router = routes.with_state(state.clone());
+    if let Some(b) = &beside {
+        doc.merge(b.doc.clone());
+        router = router.merge(b.routes.clone());
+    }
     let doc = Arc::new(serde_json::to_value(&doc).expect("the OpenAPI document serialises"));
-    routes
+    let mut router = router
         .layer(axum::Extension(doc))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -129,11 +162,11 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            count_problems,
-        ))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, count_problems));
+    if let Some(b) = beside {
+        router = router.layer(axum::Extension(b));
+    }
+    router
 }
 
 async fn count_problems(

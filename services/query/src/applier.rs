@@ -1,0 +1,366 @@
+//! The applier: checks each entry against the one before it, then files it — entry, indexes,
+//! projections, read-model documents and the new position in one transaction per batch.
+//!
+//! It is fed by a source (JetStream, or the ledger in-process) and never decides what to fetch:
+//! it answers `Gap` when the next entry it is given lies past the one it needs, and the source
+//! backfills. On a break (an entry that does not verify) it applies the good entries before it,
+//! records the break durably, and applies nothing after it ever again: the store never holds an
+//! entry past a break, so nothing past it can be served as good.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use projections::State;
+use proto_types::chain::{BreakKind, ChainVerifier, Hash32};
+use proto_types::event::{EventKind, Resource};
+use proto_types::ids::EmployeeId;
+use proto_types::{EntryRef, Event};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::index;
+use crate::metrics::Metrics;
+use crate::store::{Batch, IntegrityBreak, Progress, QueryStore, now_micros};
+use crate::views;
+
+/// What the read side knows of itself and of the ledger, as it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The seq of the next entry to apply (the number applied).
+    pub next_seq: u64,
+    /// The hash of the last applied entry.
+    pub head: Hash32,
+    /// The ledger's next seq as far as the read side has seen (messages, backfills, polls).
+    pub ledger_next: u64,
+    pub broken: Option<IntegrityBreak>,
+}
+
+impl Status {
+    /// Entries the ledger has committed that are not applied here yet.
+    pub fn lag(&self) -> u64 {
+        self.ledger_next.saturating_sub(self.next_seq)
+    }
+}
+
+/// The result of offering entries to the applier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// All offered entries at or past the position were applied (`applied` of them).
+    Applied { applied: usize },
+    /// The entries before `found` are missing: fetch `expected..found` and offer them first.
+    /// (Entries before the gap were applied.)
+    Gap { expected: u64, found: u64 },
+    /// The chain is broken; nothing at or past `seq` will be applied.
+    Broken(IntegrityBreak),
+}
+
+pub struct Applier {
+    store: QueryStore,
+    state: State,
+    verifier: ChainVerifier,
+    broken: Option<IntegrityBreak>,
+    /// The seq of each leaver's latest handover plan.
+    planned: HashMap<EmployeeId, u64>,
+    status: watch::Sender<Status>,
+    metrics: Arc<Metrics>,
+}
+
+/// Why the applier cannot go on.
+#[derive(Debug, thiserror::Error)]
+#[error("query store: {0}")]
+pub struct StorageError(#[from] pub redb::Error);
+
+impl Applier {
+    /// Rebuilds the projections from the store's own entries — verifying them again on the way,
+    /// so that an altered query store is caught too — and resumes after the last one.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn open(
+        store: QueryStore,
+        progress: Progress,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StorageError> {
+        let mut state = State::default();
+        let mut planned = HashMap::new();
+        let mut verifier = ChainVerifier::new();
+        let mut local_break: Option<IntegrityBreak> = None;
+        store.fold_entries(|seq, bytes| {
+            if local_break.is_some() {
+                return;
+            }
+            let checked = verifier
+                .check(bytes)
+                .map_err(|b| (b.seq, b.kind))
+                .and_then(|e| {
+                    Event::decode(e.payload())
+                        .map_err(|d| (seq, BreakKind::Undecodable(d.to_string())))
+                });
+            match checked {
+                Ok(event) => {
+                    note_plan(&mut planned, seq, &event);
+                    state.apply(&event);
+                }
+                Err((seq, kind)) => local_break = Some(integrity_break(seq, &kind, "local")),
+            }
+        })?;
+        let broken = progress.broken.or(local_break);
+        if let Some(b) = &broken {
+            metrics.set_broken(true);
+            tracing::error!(seq = b.seq, code = %b.code, detail = %b.detail, source = %b.source,
+                "the chain is broken: nothing at or past this seq is applied");
+        }
+        let status = Status {
+            next_seq: verifier.next_seq(),
+            head: *verifier.head_hash(),
+            ledger_next: verifier.next_seq(),
+            broken: broken.clone(),
+        };
+        metrics.set_position(status.next_seq, status.ledger_next);
+        let (status, _) = watch::channel(status);
+        Ok(Applier {
+            store,
+            state,
+            verifier,
+            broken,
+            planned,
+            status,
+            metrics,
+        })
+    }
+
+    /// The seq the next entry must have.
+    pub fn next_seq(&self) -> u64 {
+        self.verifier.next_seq()
+    }
+
+    pub fn broken(&self) -> Option<&IntegrityBreak> {
+        self.broken.as_ref()
+    }
+
+    pub fn store(&self) -> &QueryStore {
+        &self.store
+    }
+
+    pub fn status(&self) -> watch::Receiver<Status> {
+        self.status.subscribe()
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Records that the ledger has committed at least up to `next` (exclusive).
+    pub fn saw_ledger_head(&self, next: u64) {
+        self.status.send_if_modified(|s| {
+            if next > s.ledger_next {
+                s.ledger_next = next;
+                true
+            } else {
+                false
+            }
+        });
+        let s = self.status.borrow();
+        self.metrics.set_position(s.next_seq, s.ledger_next);
+    }
+
+    /// Offers `entries` (ascending seqs, as `(seq, stored bytes)`) from `source`. Entries below
+    /// the position are skipped (redeliveries); see [`Outcome`] for the rest.
+    ///
+    /// # Errors
+    /// Storage errors; the applier must then not be used again.
+    pub fn apply(
+        &mut self,
+        entries: &[(u64, Vec<u8>)],
+        source: &str,
+    ) -> Result<Outcome, StorageError> {
+        if let Some(b) = &self.broken {
+            return Ok(Outcome::Broken(b.clone()));
+        }
+        let mut verifier = self.verifier.clone();
+        let mut batch = Batch::default();
+        let mut gap = None;
+        let mut touched_employees: BTreeSet<EmployeeId> = BTreeSet::new();
+        let mut touched_handovers: BTreeSet<EmployeeId> = BTreeSet::new();
+        for (seq, bytes) in entries {
+            let next = verifier.next_seq();
+            if *seq < next {
+                continue;
+            }
+            if *seq > next {
+                gap = Some(Outcome::Gap {
+                    expected: next,
+                    found: *seq,
+                });
+                break;
+            }
+            let mut trial = verifier.clone();
+            let checked = trial
+                .check(bytes)
+                .map_err(|b| b.kind)
+                .and_then(|e| verified_event(&e));
+            let (event, hash) = match checked {
+                Ok(ok) => ok,
+                Err(kind) => {
+                    batch.broken = Some(integrity_break(next, &kind, source));
+                    break;
+                }
+            };
+            verifier = trial;
+            let keys = index::keys(&self.state, &event);
+            if let Some(doc) = ownership_change(&self.state, *seq, &hash, &event) {
+                batch.owners.push(doc);
+            }
+            note_plan(&mut self.planned, *seq, &event);
+            touched(&event, &mut touched_employees, &mut touched_handovers);
+            self.state.apply(&event);
+            batch.entries.push((*seq, bytes.clone(), keys));
+        }
+        let last = verifier.next_seq().saturating_sub(1);
+        for id in &touched_employees {
+            if let Some(e) = self.state.directory.get(id) {
+                let doc = views::employee(&self.state, e, last);
+                batch
+                    .employees
+                    .insert(id.to_string(), serde_json::to_vec(&doc).expect("json"));
+            }
+        }
+        for id in &touched_handovers {
+            if let Some(plan) = self.state.handovers.plan(id) {
+                let planned = self.planned.get(id).copied().unwrap_or(last);
+                let doc = views::handover(plan, planned);
+                batch
+                    .handovers
+                    .insert(id.to_string(), serde_json::to_vec(&doc).expect("json"));
+            }
+        }
+        let applied = batch.entries.len();
+        if applied > 0 || batch.broken.is_some() {
+            self.store
+                .write(&batch, verifier.next_seq(), verifier.head_hash())?;
+        }
+        self.verifier = verifier;
+        self.metrics.applied(applied as u64);
+        let next = self.verifier.next_seq();
+        let head = *self.verifier.head_hash();
+        if let Some(b) = &batch.broken {
+            tracing::error!(seq = b.seq, code = %b.code, detail = %b.detail, source = %b.source,
+                "the chain is broken: applying stops here");
+            self.metrics.set_broken(true);
+            self.broken = batch.broken.clone();
+        }
+        let broken = self.broken.clone();
+        self.status.send_modify(|s| {
+            s.next_seq = next;
+            s.head = head;
+            s.ledger_next = s.ledger_next.max(next);
+            s.broken = broken;
+        });
+        let s = self.status.borrow().clone();
+        self.metrics.set_position(s.next_seq, s.ledger_next);
+        Ok(match (batch.broken, gap) {
+            (Some(b), _) => Outcome::Broken(b),
+            (None, Some(g)) => g,
+            (None, None) => Outcome::Applied { applied },
+        })
+    }
+}
+
+fn verified_event(e: &EntryRef<'_>) -> Result<(Event, Hash32), BreakKind> {
+    Event::decode(e.payload())
+        .map(|ev| (ev, *e.hash()))
+        .map_err(|d| BreakKind::Undecodable(d.to_string()))
+}
+
+fn integrity_break(seq: u64, kind: &BreakKind, source: &str) -> IntegrityBreak {
+    IntegrityBreak {
+        seq,
+        code: kind.code().to_string(),
+        detail: kind.to_string(),
+        source: source.to_string(),
+        detected_at: now_micros(),
+    }
+}
+
+fn note_plan(planned: &mut HashMap<EmployeeId, u64>, seq: u64, event: &Event) {
+    if let EventKind::HandoverPlanned { leaver, .. } = &event.kind {
+        planned.insert(leaver.clone(), seq);
+    }
+}
+
+/// The employees and handovers whose documents `event` changes.
+fn touched(
+    event: &Event,
+    employees: &mut BTreeSet<EmployeeId>,
+    handovers: &mut BTreeSet<EmployeeId>,
+) {
+    if let Some(subject) = projections::directory::subject(&event.kind) {
+        employees.insert(subject.clone());
+    }
+    match &event.kind {
+        EventKind::HandoverPlanned { leaver, .. } => {
+            employees.insert(leaver.clone());
+            handovers.insert(leaver.clone());
+        }
+        EventKind::OwnershipTransferred { from, .. } => {
+            handovers.insert(from.clone());
+        }
+        EventKind::HandoverItemCompleted { leaver, .. }
+        | EventKind::HandoverCompleted { leaver } => {
+            handovers.insert(leaver.clone());
+        }
+        _ => {}
+    }
+}
+
+/// A change of a customer's owner, as `(customer, seq, document)`.
+fn ownership_change(
+    state: &State,
+    seq: u64,
+    hash: &Hash32,
+    event: &Event,
+) -> Option<(String, u64, Vec<u8>)> {
+    let (customer, owner, previous, reason) = match &event.kind {
+        EventKind::CustomerCreated {
+            customer, owner, ..
+        } => (
+            customer,
+            Some(owner.as_str()),
+            state.ownership.customer(customer).map(|c| c.owner.as_str()),
+            "created".to_string(),
+        ),
+        EventKind::OwnershipTransferred {
+            resource: Resource::Customer(customer),
+            from,
+            to,
+            reason,
+        } => (
+            customer,
+            Some(to.as_str()),
+            Some(from.as_str()),
+            reason.clone(),
+        ),
+        EventKind::CustomerDeleted { customer } => (
+            customer,
+            None,
+            state.ownership.customer(customer).map(|c| c.owner.as_str()),
+            "customer deleted".to_string(),
+        ),
+        _ => return None,
+    };
+    let doc = json!({
+        "seq": seq,
+        "hash": hex::encode(hash),
+        "at": views::time(event.occurred_at),
+        "owner": owner,
+        "previous": previous,
+        "reason": reason,
+        "kind": event.kind.name(),
+        "by": index::actor_key(&event.actor),
+    });
+    Some((
+        customer.to_string(),
+        seq,
+        serde_json::to_vec(&doc).expect("json"),
+    ))
+}

@@ -1,0 +1,348 @@
+//! Where the entries come from: JetStream (a durable pull consumer), or the ledger in the same
+//! process (the in-process bus of the embedded default). Both feed the same [`Applier`].
+//!
+//! JetStream acknowledges a publish before it fsyncs, so an OS crash can lose messages the
+//! ledger already counts as published. The consumer therefore trusts the stream for nothing but
+//! delivery: a seq past the one it needs means a gap, which it backfills from the ledger
+//! (`GET /v1/log`, the stored bytes, verified like the rest); and when the stream is quiet it
+//! asks the ledger for anything past its position, so that a lost tail is found too.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull};
+use futures_util::StreamExt;
+use ledger::{Ledger, LogReader};
+use proto_types::{EntryRef, nats};
+use tokio::sync::watch;
+
+use crate::applier::{Applier, Outcome};
+use crate::ledger_client::LedgerClient;
+
+/// The applier, shared between its feed and the HTTP handlers that read its status.
+pub type SharedApplier = Arc<Mutex<Applier>>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where missing entries are fetched from.
+#[derive(Clone, Debug)]
+pub enum Backfill {
+    /// The ledger's store, in this process.
+    Local(LogReaderHandle),
+    /// A ledger over HTTP.
+    Remote(LedgerClient),
+    /// Nowhere: a gap stops the applier until the entries arrive.
+    None,
+}
+
+/// A [`LogReader`] with the ledger's head beside it.
+#[derive(Clone)]
+pub struct LogReaderHandle {
+    pub reader: LogReader,
+    pub head: watch::Receiver<u64>,
+}
+
+impl std::fmt::Debug for LogReaderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogReaderHandle")
+    }
+}
+
+impl LogReaderHandle {
+    pub fn of(ledger: &Ledger) -> Self {
+        Self {
+            reader: ledger.reader().clone(),
+            head: ledger.head_watch(),
+        }
+    }
+}
+
+impl Backfill {
+    /// Up to `limit` entries from `from`, and the ledger's next seq if it said.
+    async fn fetch(
+        &self,
+        from: u64,
+        limit: u64,
+    ) -> Result<Option<(Vec<(u64, Vec<u8>)>, Option<u64>)>, BoxError> {
+        match self {
+            Backfill::None => Ok(None),
+            Backfill::Local(h) => {
+                let reader = h.reader.clone();
+                let next = *h.head.borrow();
+                let rows =
+                    tokio::task::spawn_blocking(move || reader.entries(from, limit as usize))
+                        .await??;
+                Ok(Some((rows, Some(next))))
+            }
+            Backfill::Remote(c) => {
+                let r = c.log(from, limit).await?;
+                Ok(Some((r.entries, r.ledger_next)))
+            }
+        }
+    }
+}
+
+/// Applies on a blocking thread (redb commits block).
+async fn apply(
+    applier: &SharedApplier,
+    entries: Vec<(u64, Vec<u8>)>,
+    source: &'static str,
+) -> Result<Outcome, BoxError> {
+    let a = applier.clone();
+    Ok(
+        tokio::task::spawn_blocking(move || {
+            a.lock().expect("applier lock").apply(&entries, source)
+        })
+        .await??,
+    )
+}
+
+fn next_seq(applier: &SharedApplier) -> u64 {
+    applier.lock().expect("applier lock").next_seq()
+}
+
+/// Applies `entries`, filling any gap before them from `backfill`. Returns false once the chain
+/// is broken (or a gap cannot be filled).
+async fn apply_filling_gaps(
+    applier: &SharedApplier,
+    entries: Vec<(u64, Vec<u8>)>,
+    source: &'static str,
+    backfill: &Backfill,
+) -> Result<bool, BoxError> {
+    loop {
+        match apply(applier, entries.clone(), source).await? {
+            Outcome::Applied { .. } => return Ok(true),
+            Outcome::Broken(_) => return Ok(false),
+            Outcome::Gap { expected, found } => {
+                tracing::warn!(
+                    expected,
+                    found,
+                    "entries missing from the stream; backfilling from the ledger"
+                );
+                let Some((rows, head)) = backfill
+                    .fetch(expected, (found - expected).min(10_000))
+                    .await?
+                else {
+                    tracing::error!(
+                        expected,
+                        found,
+                        "a gap and no ledger to backfill from: waiting"
+                    );
+                    return Ok(false);
+                };
+                if let Some(h) = head {
+                    applier.lock().expect("applier lock").saw_ledger_head(h);
+                }
+                if rows.is_empty() {
+                    return Err(format!("the ledger has no entry {expected}").into());
+                }
+                let n = rows.len() as u64;
+                let outcome = apply(applier, rows, "ledger").await?;
+                applier
+                    .lock()
+                    .expect("applier lock")
+                    .metrics()
+                    .backfilled(n);
+                if matches!(outcome, Outcome::Broken(_)) {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+}
+
+/// The in-process bus: follows the ledger's head and applies what it commits, until `stop`.
+pub async fn follow_ledger(
+    applier: SharedApplier,
+    ledger: LogReaderHandle,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut head = ledger.head.clone();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let committed = *head.borrow_and_update();
+        applier
+            .lock()
+            .expect("applier lock")
+            .saw_ledger_head(committed);
+        let next = next_seq(&applier);
+        if next < committed {
+            let reader = ledger.reader.clone();
+            let rows = match tokio::task::spawn_blocking(move || reader.entries(next, 1024)).await {
+                Ok(Ok(rows)) => rows,
+                other => {
+                    tracing::error!(?other, "cannot read the ledger's log; the read side stops");
+                    return;
+                }
+            };
+            match apply(&applier, rows, "local").await {
+                Ok(Outcome::Applied { .. }) => continue,
+                Ok(Outcome::Gap { expected, found }) => {
+                    tracing::error!(
+                        expected,
+                        found,
+                        "the ledger's own log has a gap; the read side stops"
+                    );
+                    return;
+                }
+                Ok(Outcome::Broken(_)) => {
+                    let _ = stop.changed().await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the query store failed; the read side stops");
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            changed = head.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// How to consume the stream.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    pub url: String,
+    /// The durable consumer's name (one per query replica).
+    pub durable: String,
+    /// Messages fetched at once.
+    pub batch: usize,
+    /// How long a fetch waits on a quiet stream before the ledger is asked for anything newer.
+    pub idle: Duration,
+}
+
+impl NatsConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            durable: "handover-query".into(),
+            batch: 1024,
+            idle: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Consumes stream `HANDOVER` until `stop`, reconnecting with backoff.
+pub async fn follow_nats(
+    applier: SharedApplier,
+    config: NatsConfig,
+    backfill: Backfill,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    while !*stop.borrow() {
+        match consume(&applier, &config, &backfill, &mut stop).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "consuming the stream failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn consume(
+    applier: &SharedApplier,
+    config: &NatsConfig,
+    backfill: &Backfill,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), BoxError> {
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(config.url.as_str())
+        .await?;
+    let js = jetstream::new(client);
+    let stream = js.get_stream(nats::STREAM).await?;
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            &config.durable,
+            pull::Config {
+                durable_name: Some(config.durable.clone()),
+                filter_subject: "handover.v1.log.>".into(),
+                ack_policy: jetstream::consumer::AckPolicy::All,
+                max_ack_pending: 100_000,
+                ..Default::default()
+            },
+        )
+        .await?;
+    tracing::info!(durable = %config.durable, "consuming stream {}", nats::STREAM);
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        if applier.lock().expect("applier lock").broken().is_some() {
+            // Nothing more will be applied; keep answering queries until stopped.
+            let _ = stop.changed().await;
+            return Ok(());
+        }
+        let fetch = consumer
+            .fetch()
+            .max_messages(config.batch)
+            .expires(config.idle)
+            .messages();
+        let mut messages = tokio::select! {
+            m = fetch => m?,
+            _ = stop.changed() => return Ok(()),
+        };
+        let mut rows = Vec::new();
+        let mut last = None;
+        while let Some(m) = messages.next().await {
+            let m = m?;
+            let seq = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(nats::SEQ_HEADER))
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+                .or_else(|| EntryRef::parse(&m.payload).ok().map(|e| e.seq()));
+            let seq = seq.unwrap_or_else(|| next_seq(applier));
+            rows.push((seq, m.payload.to_vec()));
+            last = Some(m);
+        }
+        if rows.is_empty() {
+            // A quiet stream: ask the ledger whether it holds more than we have.
+            let next = next_seq(applier);
+            if let Some((more, head)) = backfill.fetch(next, 1024).await.unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "the ledger could not be asked for its head");
+                None
+            }) {
+                if let Some(h) = head {
+                    applier.lock().expect("applier lock").saw_ledger_head(h);
+                }
+                if !more.is_empty() {
+                    let n = more.len() as u64;
+                    tracing::warn!(
+                        from = next,
+                        n,
+                        "the stream lacks entries the ledger holds; backfilling"
+                    );
+                    apply(applier, more, "ledger").await?;
+                    applier
+                        .lock()
+                        .expect("applier lock")
+                        .metrics()
+                        .backfilled(n);
+                }
+            }
+            continue;
+        }
+        let top = rows.iter().map(|(s, _)| *s).max().unwrap_or(0);
+        applier
+            .lock()
+            .expect("applier lock")
+            .saw_ledger_head(top + 1);
+        apply_filling_gaps(applier, rows, "nats", backfill).await?;
+        // Acknowledge only once committed here (AckPolicy::All: the last ack covers the batch).
+        if let Some(m) = last {
+            m.ack().await?;
+        }
+    }
+}
