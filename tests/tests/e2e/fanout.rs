@@ -76,7 +76,7 @@ fn sigkill_mid_publishing_loses_nothing_and_duplicates_nothing_downstream() {
     let crm = token(&data, "crm", "ingest");
     let mut acked: Vec<(u64, String)> = Vec::new();
     for round in 0..3 {
-        let mut server = serve_with_nats(&data, &nats.url);
+        let mut server = serve_with_nats(&data, &nats.url());
         let (tx, rx) = mpsc::channel();
         let poster = load(server.addr.clone(), crm.clone(), round, tx);
         // Kill while the load runs, after a different number of acks each round.
@@ -89,14 +89,15 @@ fn sigkill_mid_publishing_loses_nothing_and_duplicates_nothing_downstream() {
         poster.join().unwrap();
     }
     // A clean start catches up; then the stream must hold each entry exactly once, in order.
-    let server = serve_with_nats(&data, &nats.url);
+    let server = serve_with_nats(&data, &nats.url());
     let head = acked.iter().map(|(s, _)| s + 1).max().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let (seqs, ids, stored) = rt.block_on(async {
-        let js = async_nats::jetstream::new(async_nats::connect(nats.url.as_str()).await.unwrap());
+        let js =
+            async_nats::jetstream::new(async_nats::connect(nats.url().as_str()).await.unwrap());
         let mut stream = js.get_stream(proto_types::nats::STREAM).await.unwrap();
         let consumer = stream
             .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {

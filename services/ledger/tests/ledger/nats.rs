@@ -1,9 +1,6 @@
 //! The outbox publisher against a real, current `nats-server` (from .tools/, installed by
 //! .ci/install-tools) on a free loopback port with JetStream in a temp dir.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -15,72 +12,7 @@ use proto_types::event::EventKind;
 use proto_types::ids::{CustomerId, EmployeeId, EventId, SystemId};
 use proto_types::{Actor, Event, Timestamp};
 
-pub struct NatsServer {
-    child: Child,
-    pub port: u16,
-}
-
-fn nats_bin() -> PathBuf {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/nats-server");
-    assert!(
-        bin.exists(),
-        "{} is missing: run .ci/install-tools (just test does)",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl NatsServer {
-    /// Starts nats-server with JetStream in `dir` and returns once it says it is ready.
-    pub fn start(dir: &Path, port: u16) -> NatsServer {
-        let mut child = Command::new(nats_bin())
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        loop {
-            let line = lines
-                .next()
-                .expect("nats-server exited before it was ready")
-                .unwrap();
-            if line.contains("Server is ready") {
-                break;
-            }
-        }
-        // Keep draining its log so that it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        NatsServer { child, port }
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops the server the way an operator would (SIGTERM), and waits for it.
-    pub fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use e2e::nats::{NatsServer, free_port};
 
 fn viewed(i: u64) -> NewEntry {
     NewEntry::new(Event {
@@ -161,7 +93,7 @@ fn seq_of(m: &async_nats::jetstream::Message) -> u64 {
 async fn every_committed_entry_is_published_in_order_with_its_hash_and_departures_as_cloud_events()
 {
     let dir = tempfile::tempdir().unwrap();
-    let nats = NatsServer::start(&dir.path().join("js"), free_port());
+    let nats = NatsServer::start(&dir.path().join("js"));
     let store = LogStore::open_or_create(&dir.path().join("ledger.redb")).unwrap();
     let (ledger, handle) = Ledger::start(store, WriterConfig::default()).unwrap();
     let publisher = Publisher::start(ledger.clone(), OutboxConfig::new(nats.url()));
@@ -240,7 +172,7 @@ async fn while_nats_is_down_writes_are_acknowledged_and_afterwards_every_entry_a
     let dir = tempfile::tempdir().unwrap();
     let js_dir = dir.path().join("js");
     let port = free_port();
-    let nats = NatsServer::start(&js_dir, port);
+    let nats = NatsServer::start_on(&js_dir, port);
     let store = LogStore::open_or_create(&dir.path().join("ledger.redb")).unwrap();
     let (ledger, handle) = Ledger::start(store, WriterConfig::default()).unwrap();
     let publisher = Publisher::start(ledger.clone(), OutboxConfig::new(nats.url()));
@@ -266,7 +198,7 @@ async fn while_nats_is_down_writes_are_acknowledged_and_afterwards_every_entry_a
         "nothing much can be published while NATS is down"
     );
 
-    let nats = NatsServer::start(&js_dir, port);
+    let nats = NatsServer::start_on(&js_dir, port);
     published_through(&publisher, 750).await;
     let log = read_all(&nats.url(), "handover.v1.log.>", 750).await;
     let seqs: Vec<u64> = log.iter().map(seq_of).collect();

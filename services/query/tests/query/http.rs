@@ -1,0 +1,412 @@
+//! The forensic API through its real router (no socket), fed by the ledger in-process.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use ledger::Ledger;
+use ledger::http::auth::{Scope, TokenRecord, TokenSet, new_token, token_hash};
+use proto_types::event::EventKind;
+use query::ReadSide;
+use query::http::AuditSink;
+use query::source::{LogReaderHandle, follow_ledger};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::{by, cust, ev, story};
+
+pub struct Api {
+    pub router: Router,
+    pub ledger: Ledger,
+    pub read: ReadSide,
+    pub siem: String,
+    pub crm: String,
+    _stop: tokio::sync::watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+impl Api {
+    pub async fn start() -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ledger::LogStore::open_or_create(&dir.path().join("ledger.redb")).unwrap();
+        let (ledger, _writer) = Ledger::start(store, ledger::WriterConfig::default()).unwrap();
+        ledger.append(story()).await.unwrap();
+        let read = ReadSide::open(&dir.path().join("query.redb")).unwrap();
+        let (siem, crm) = (new_token(), new_token());
+        let tokens = Arc::new(TokenSet::new(vec![
+            TokenRecord {
+                name: "siem".into(),
+                hash: token_hash(&siem),
+                scopes: vec![Scope::AuditRead],
+            },
+            TokenRecord {
+                name: "crm".into(),
+                hash: token_hash(&crm),
+                scopes: vec![Scope::Ingest],
+            },
+        ]));
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(follow_ledger(
+            read.applier.clone(),
+            LogReaderHandle::of(&ledger),
+            stop_rx,
+        ));
+        let router = query::http::router(read.http_state(tokens, AuditSink::Local(ledger.clone())));
+        let api = Api {
+            router,
+            ledger,
+            read,
+            siem,
+            crm,
+            _stop: stop,
+            _dir: dir,
+        };
+        api.caught_up().await;
+        api
+    }
+
+    /// Waits until the read side has applied everything the ledger committed.
+    pub async fn caught_up(&self) {
+        let head = *self.ledger.head_watch().borrow();
+        self.read
+            .status
+            .clone()
+            .wait_for(|s| s.next_seq >= head)
+            .await
+            .unwrap();
+    }
+
+    pub fn head(&self) -> u64 {
+        *self.ledger.head_watch().borrow()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, String, Value) {
+        let mut req = Request::builder().uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let res = self
+            .router
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let ct = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            ct,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn ok(&self, path: &str) -> Value {
+        let (status, _, body) = self.get(path, Some(&self.siem)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body
+    }
+
+    /// The `AuditLogQueried` events in the ledger: (actor, query).
+    pub fn audit_records(&self) -> Vec<(String, String)> {
+        crate::stored(&self.ledger)
+            .iter()
+            .filter_map(|(_, b)| {
+                let e = proto_types::EntryRef::parse(b).unwrap();
+                let ev = proto_types::Event::decode(e.payload()).unwrap();
+                match ev.kind {
+                    EventKind::AuditLogQueried { query, .. } => Some((ev.actor.to_string(), query)),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+}
+
+fn seqs(body: &Value) -> Vec<u64> {
+    body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_forensic_query_states_its_log_position_and_is_recorded_before_it_is_answered() {
+    let api = Api::start().await;
+    let hashes: Vec<String> = crate::stored(&api.ledger)
+        .iter()
+        .map(|(_, b)| hex::encode(proto_types::EntryRef::parse(b).unwrap().hash()))
+        .collect();
+
+    let exports = api.ok("/v1/events?actor=E-2&kind=customers_exported").await;
+    assert_eq!(seqs(&exports), vec![11]);
+    assert_eq!(exports["as_of_seq"], 18);
+    assert_eq!(exports["head_hash"], hashes[18]);
+    assert_eq!(exports["events"][0]["fields"]["count"], 2);
+    assert_eq!(exports["next_cursor"], Value::Null);
+    // The first read is in the log now, and the next answer reflects it.
+    api.caught_up().await;
+    let c1 = api
+        .ok("/v1/events?customer=C-1&to=2026-09-01T00:25:00Z")
+        .await;
+    assert_eq!(seqs(&c1), vec![4, 6, 7, 9]);
+    assert_eq!(c1["as_of_seq"], 19, "the recorded read is entry 19");
+
+    let timeline = api.ok("/v1/employees/E-2/timeline").await;
+    let kinds: Vec<&str> = timeline["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "employee_hired",
+        "customers_exported",
+        "employee_departed",
+        "handover_planned",
+        "ownership_transferred",
+    ] {
+        assert!(kinds.contains(&k), "timeline holds {k}: {kinds:?}");
+    }
+
+    let departed = api.ok("/v1/employees?status=departed").await;
+    assert_eq!(departed["employees"].as_array().unwrap().len(), 1);
+    let e2 = &departed["employees"][0];
+    assert_eq!(
+        (e2["id"].as_str(), e2["departure"]["reason"].as_str()),
+        (Some("E-2"), Some("resigned"))
+    );
+    assert_eq!(e2["departure"]["successors"], json!(["E-1"]));
+    assert_eq!(
+        e2["departure"]["effective_at"],
+        "2026-09-02T09:20:00.000000Z"
+    );
+    let active = api.ok("/v1/employees?status=active").await;
+    assert_eq!(active["employees"][0]["id"], "E-1");
+
+    let before = api
+        .ok("/v1/employees/E-2/permissions?at=2026-09-01T00:05:00Z")
+        .await;
+    assert_eq!(before["account"], "active");
+    assert_eq!(before["roles"], json!(["sales-rep"]));
+    assert_eq!(before["effective"], json!({"export": "write"}));
+    let now = api.ok("/v1/employees/E-2/permissions").await;
+    assert_eq!(
+        (now["account"].as_str(), &now["roles"], &now["effective"]),
+        (Some("disabled"), &json!([]), &json!({}))
+    );
+    let unhired = api
+        .ok("/v1/employees/E-2/permissions?at=2026-08-01T00:00:00Z")
+        .await;
+    assert_eq!(unhired["account"], "not_hired");
+
+    let owners = api.ok("/v1/customers/C-1/owners").await;
+    assert_eq!(owners["current_owner"], "E-1");
+    let history = owners["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(
+        (history[0]["owner"].as_str(), history[0]["reason"].as_str()),
+        (Some("E-2"), Some("created"))
+    );
+    assert_eq!(history[0]["until"], history[1]["from"]);
+    assert_eq!(
+        (
+            history[1]["previous"].as_str(),
+            history[1]["reason"].as_str()
+        ),
+        (Some("E-2"), Some("handover"))
+    );
+    assert_eq!(history[1]["hash"], hashes[16]);
+
+    let handover = api.ok("/v1/employees/E-2/handover").await;
+    assert_eq!(handover["remaining_customers"], 1);
+    assert_eq!(handover["remaining_deals"], 1);
+    assert_eq!(
+        handover["to_transfer"][0]["resource"],
+        json!({"type": "customer", "id": "C-2"})
+    );
+    assert!(
+        !handover["open_items"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("access_reviewed"))
+    );
+
+    let entry = api.ok("/v1/entries/11").await;
+    assert_eq!(entry["hash"], hashes[11]);
+    assert_eq!(entry["prev"], hashes[10]);
+    assert_eq!(
+        entry["bytes"],
+        hex::encode(&crate::stored(&api.ledger)[11].1)
+    );
+    assert_eq!(entry["kind"], "customers_exported");
+
+    // Eleven answers, eleven records, each naming the token's holder and what was asked.
+    let records = api.audit_records();
+    assert_eq!(records.len(), 11, "{records:?}");
+    assert!(records.iter().all(|(actor, _)| actor == "system:siem"));
+    assert_eq!(
+        records[0].1,
+        "GET /v1/events?actor=E-2&kind=customers_exported"
+    );
+    assert_eq!(records[10].1, "GET /v1/entries/11");
+}
+
+#[tokio::test]
+async fn bad_queries_get_a_problem_with_the_right_status_and_record_nothing() {
+    let api = Api::start().await;
+    let head = api.head();
+    let crm = api.crm.clone();
+    let siem = Some(api.siem.as_str());
+    let cases: Vec<(&str, Option<&str>, StatusCode)> = vec![
+        ("/v1/events", None, StatusCode::UNAUTHORIZED),
+        (
+            "/v1/events",
+            Some("hov_not-a-token"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("/v1/events", Some(&crm), StatusCode::FORBIDDEN),
+        (
+            "/v1/employees/E-2/timeline",
+            Some(&crm),
+            StatusCode::FORBIDDEN,
+        ),
+        ("/v1/events?from=yesterday", siem, StatusCode::BAD_REQUEST),
+        ("/v1/events?limit=ten", siem, StatusCode::BAD_REQUEST),
+        ("/v1/events?cursor=00ff", siem, StatusCode::BAD_REQUEST),
+        ("/v1/events?limit=0", siem, StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "/v1/events?limit=1001",
+            siem,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/events?kind=customer_stolen",
+            siem,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/events?from=2026-09-02T00:00:00Z&to=2026-09-01T00:00:00Z",
+            siem,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/employees?status=retired",
+            siem,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        ("/v1/employees/E-404/timeline", siem, StatusCode::NOT_FOUND),
+        (
+            "/v1/employees/E-404/permissions",
+            siem,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/employees/E-2/permissions?at=soon",
+            siem,
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/v1/customers/C-404/owners", siem, StatusCode::NOT_FOUND),
+        ("/v1/employees/E-1/handover", siem, StatusCode::NOT_FOUND),
+        ("/v1/entries/999", siem, StatusCode::NOT_FOUND),
+        ("/v1/entries/minus-one", siem, StatusCode::BAD_REQUEST),
+        ("/v1/nothing-here", siem, StatusCode::NOT_FOUND),
+    ];
+    for (path, token, want) in cases {
+        let (status, ct, body) = api.get(path, token).await;
+        assert_eq!(status, want, "{path}: {body}");
+        assert_eq!(ct, "application/problem+json", "{path}");
+        assert_eq!(body["status"], want.as_u16(), "{path}");
+        assert!(
+            body["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("urn:handover:problem:")
+        );
+    }
+    assert_eq!(
+        api.head(),
+        head,
+        "a refused read is not recorded (nothing was read)"
+    );
+    assert!(api.audit_records().is_empty());
+}
+
+#[tokio::test]
+async fn a_listing_paged_by_its_cursor_neither_skips_nor_repeats_while_the_log_grows() {
+    let api = Api::start().await;
+    let all = seqs(&api.ok("/v1/events?limit=1000").await);
+    let mut paged = Vec::new();
+    let mut path = "/v1/events?limit=4".to_string();
+    let mut as_of = None;
+    for round in 0.. {
+        let page = api.ok(&path).await;
+        assert_eq!(
+            *as_of.get_or_insert(page["as_of_seq"].clone()),
+            page["as_of_seq"],
+            "every page reflects the first page's position"
+        );
+        paged.extend(seqs(&page));
+        // Meanwhile, actions dated before and after the listing's pages arrive.
+        api.ledger
+            .append(vec![
+                ev(
+                    &format!("early-{round}"),
+                    by("E-1"),
+                    15,
+                    EventKind::CustomerViewed {
+                        customer: cust("C-1"),
+                    },
+                ),
+                ev(
+                    &format!("late-{round}"),
+                    by("E-1"),
+                    5000,
+                    EventKind::CustomerViewed {
+                        customer: cust("C-1"),
+                    },
+                ),
+            ])
+            .await
+            .unwrap();
+        api.caught_up().await;
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/events?limit=4&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        paged, all,
+        "the pages are exactly the listing as of the first page"
+    );
+}
+
+#[tokio::test]
+async fn status_and_integrity_say_how_far_the_read_side_is() {
+    let api = Api::start().await;
+    let (status, _, s) = api.get("/v1/status", Some(&api.siem)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (s["lag"].as_u64(), s["integrity"].as_str()),
+        (Some(0), Some("ok"))
+    );
+    assert_eq!(s["applied_seq_next"], api.head());
+    let (_, _, i) = api.get("/v1/integrity", Some(&api.siem)).await;
+    assert_eq!(
+        (i["status"].as_str(), i["break"].clone()),
+        (Some("ok"), Value::Null)
+    );
+    assert_eq!(i["verified_through_seq"], api.head() - 1);
+    let (status, _, _) = api.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = api.get("/v1/status", Some(&api.crm)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
