@@ -152,16 +152,11 @@ impl Applier {
 
     /// Records that the ledger has committed at least up to `next` (exclusive).
     pub fn saw_ledger_head(&self, next: u64) {
-        self.status.send_if_modified(|s| {
-            if next > s.ledger_next {
-                s.ledger_next = next;
-                true
-            } else {
-                false
-            }
-        });
-        let s = self.status.borrow();
-        self.metrics.set_position(s.next_seq, s.ledger_next);
+        let s = self.status.borrow().clone();
+        if next > s.ledger_next {
+            self.metrics.set_position(s.next_seq, next);
+            self.status.send_modify(|s| s.ledger_next = next);
+        }
     }
 
     /// Offers `entries` (ascending seqs, as `(seq, stored bytes)`) from `source`. Entries below
@@ -249,15 +244,14 @@ impl Applier {
             self.metrics.set_broken(true);
             self.broken = batch.broken.clone();
         }
-        let broken = self.broken.clone();
-        self.status.send_modify(|s| {
-            s.next_seq = next;
-            s.head = head;
-            s.ledger_next = s.ledger_next.max(next);
-            s.broken = broken;
-        });
-        let s = self.status.borrow().clone();
+        // Metrics first: whoever the status wakes sees them current.
+        let mut s = self.status.borrow().clone();
+        s.next_seq = next;
+        s.head = head;
+        s.ledger_next = s.ledger_next.max(next);
+        s.broken = self.broken.clone();
         self.metrics.set_position(s.next_seq, s.ledger_next);
+        self.status.send_replace(s);
         Ok(match (batch.broken, gap) {
             (Some(b), _) => Outcome::Broken(b),
             (None, Some(g)) => g,

@@ -137,12 +137,13 @@ async fn apply_filling_gaps(
                     return Err(format!("the ledger has no entry {expected}").into());
                 }
                 let n = rows.len() as u64;
-                let outcome = apply(applier, rows, "ledger").await?;
+                // Counted as fetched, before it is applied (and seen applied).
                 applier
                     .lock()
                     .expect("applier lock")
                     .metrics()
                     .backfilled(n);
+                let outcome = apply(applier, rows, "ledger").await?;
                 if matches!(outcome, Outcome::Broken(_)) {
                     return Ok(false);
                 }
@@ -324,12 +325,12 @@ async fn consume(
                         n,
                         "the stream lacks entries the ledger holds; backfilling"
                     );
-                    apply(applier, more, "ledger").await?;
                     applier
                         .lock()
                         .expect("applier lock")
                         .metrics()
                         .backfilled(n);
+                    apply(applier, more, "ledger").await?;
                 }
             }
             continue;
