@@ -12,7 +12,7 @@ use ledger::http::auth::{Scope, TokenRecord, TokenSet, new_token, token_hash};
 use ledger::outbox::{OutboxConfig, Publisher};
 use ledger::{Ledger, LogStore, WriterConfig};
 use proto_types::event::EventKind;
-use proto_types::{EntryRef, nats};
+use proto_types::nats;
 use query::ReadSide;
 use query::http::AuditSink;
 use query::ledger_client::LedgerClient;
