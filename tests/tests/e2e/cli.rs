@@ -149,6 +149,63 @@ fn bad_demo_arguments_exit_2() {
 }
 
 #[test]
+fn query_without_its_stream_ledger_or_token_says_which_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("q");
+    let d = path_str(&data);
+    let nats = ["--nats", "nats://127.0.0.1:9"];
+    let cases: [(&[&str], Option<&str>, &str); 4] = [
+        (&["query", "--data", d], Some("hov_x"), "--nats"),
+        (
+            &["query", "--data", d, nats[0], nats[1]],
+            Some("hov_x"),
+            "--ledger",
+        ),
+        (
+            &[
+                "query",
+                "--data",
+                d,
+                nats[0],
+                nats[1],
+                "--ledger",
+                "http://127.0.0.1:9",
+            ],
+            None,
+            "HANDOVER_LEDGER_TOKEN",
+        ),
+        (
+            &[
+                "query",
+                "--data",
+                d,
+                nats[0],
+                nats[1],
+                "--ledger",
+                "https://ledger.example",
+            ],
+            Some("hov_x"),
+            "http://HOST:PORT",
+        ),
+    ];
+    for (args, token, named) in cases {
+        let mut cmd = handover();
+        cmd.args(args)
+            .env_remove("HANDOVER_NATS_URL")
+            .env_remove("HANDOVER_LEDGER_URL");
+        match token {
+            Some(t) => cmd.env("HANDOVER_LEDGER_TOKEN", t),
+            None => cmd.env_remove("HANDOVER_LEDGER_TOKEN"),
+        };
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?} names {named}: {stderr}");
+        assert!(!data.exists(), "{args:?} created nothing");
+    }
+}
+
+#[test]
 fn a_healthy_log_verifies_with_its_entry_count_and_head_in_text_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let data = demo_store(dir.path(), "3");

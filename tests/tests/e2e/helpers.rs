@@ -261,3 +261,12 @@ pub fn token(data: &Path, name: &str, scopes: &str) -> String {
 }
 
 pub use e2e::nats::NatsServer as Nats;
+
+/// Now, as RFC 3339, from the system clock (`date` is on every test machine).
+pub fn now() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod deployments;
 mod fanout;
 mod helpers;
 mod serve;
