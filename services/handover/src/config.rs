@@ -1,5 +1,7 @@
-//! The configuration file, `DATA/handover.toml` unless `--config` names another. Today it holds
-//! the API tokens, as BLAKE3 hashes: the tokens themselves are shown once, when made.
+//! The configuration file, `DATA/handover.toml` unless `--config` names another: the API tokens,
+//! as BLAKE3 hashes (the tokens themselves are shown once, when made), the JetStream stream's
+//! limits and the publisher's pipelining (`[stream]`), and the query service's consumer
+//! (`[consumer]`). `deploy/handover.toml.sample` shows every option with its default.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +14,67 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub stream: StreamConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub consumer: ConsumerConfig,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// The JetStream stream `HANDOVER` (created or updated by the ledger on start) and the
+/// publisher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamConfig {
+    /// JetStream drops a resent message whose `Nats-Msg-Id` it saw within this many seconds.
+    pub duplicate_window_secs: u64,
+    /// Messages older than this many days are removed from the stream (0: kept forever). The
+    /// log itself is never trimmed; a query service that needs older entries backfills them.
+    pub max_age_days: u64,
+    /// The stream's size limit in bytes (-1: none).
+    pub max_bytes: i64,
+    /// Stream replicas: 1, or 3 on a NATS cluster.
+    pub replicas: usize,
+    /// Publish acknowledgements awaited at once.
+    pub max_in_flight: usize,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            duplicate_window_secs: 600,
+            max_age_days: 0,
+            max_bytes: -1,
+            replicas: 1,
+            max_in_flight: 512,
+        }
+    }
+}
+
+/// The query service's durable consumer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsumerConfig {
+    /// The durable consumer's name; each query replica needs its own.
+    pub durable: String,
+    /// Messages fetched (and applied in one transaction) at most at once.
+    pub batch: usize,
+    /// How long a fetch waits on a quiet stream before the ledger is asked for anything newer
+    /// (which finds entries the stream lost at its tail).
+    pub idle_ms: u64,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            durable: "handover-query".into(),
+            batch: 1024,
+            idle_ms: 500,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,13 +95,79 @@ pub fn path(data: &Path, config: Option<&Path>) -> PathBuf {
 /// Reads the file; a missing file is an empty configuration.
 ///
 /// # Errors
-/// When the file cannot be read or is not a valid configuration (naming the file).
+/// When the file cannot be read or is not a valid configuration (naming the file, and the
+/// option that is wrong).
 pub fn load(path: &Path) -> anyhow::Result<Config> {
-    match std::fs::read_to_string(path) {
+    let config: Config = match std::fs::read_to_string(path) {
         Ok(text) => toml::from_str(&text)
-            .with_context(|| format!("{}: not a valid configuration", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+            .with_context(|| format!("{}: not a valid configuration", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+        Err(e) => bail!("{}: {e}", path.display()),
+    };
+    config
+        .check()
+        .with_context(|| format!("{}: not a valid configuration", path.display()))?;
+    Ok(config)
+}
+
+impl Config {
+    fn check(&self) -> anyhow::Result<()> {
+        let s = &self.stream;
+        if !(1..=5).contains(&s.replicas) {
+            bail!("stream.replicas must be 1 to 5, not {}", s.replicas);
+        }
+        if s.duplicate_window_secs == 0 {
+            bail!("stream.duplicate_window_secs must be at least 1");
+        }
+        if !(1..=65_536).contains(&s.max_in_flight) {
+            bail!(
+                "stream.max_in_flight must be 1 to 65536, not {}",
+                s.max_in_flight
+            );
+        }
+        if s.max_bytes == 0 || s.max_bytes < -1 {
+            bail!("stream.max_bytes must be -1 (no limit) or positive");
+        }
+        let c = &self.consumer;
+        if !(1..=10_000).contains(&c.batch) {
+            bail!("consumer.batch must be 1 to 10000, not {}", c.batch);
+        }
+        if c.idle_ms == 0 {
+            bail!("consumer.idle_ms must be at least 1");
+        }
+        if c.durable.is_empty()
+            || !c
+                .durable
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            bail!(
+                "consumer.durable must be letters, digits, '-' or '_', not {:?}",
+                c.durable
+            );
+        }
+        Ok(())
+    }
+
+    /// The publisher's settings for NATS at `url`.
+    pub fn outbox(&self, url: &str) -> ledger::outbox::OutboxConfig {
+        let s = &self.stream;
+        let mut o = ledger::outbox::OutboxConfig::new(url);
+        o.duplicate_window = std::time::Duration::from_secs(s.duplicate_window_secs);
+        o.max_age = std::time::Duration::from_secs(s.max_age_days * 86_400);
+        o.max_bytes = s.max_bytes;
+        o.replicas = s.replicas;
+        o.max_in_flight = s.max_in_flight;
+        o
+    }
+
+    /// The consumer's settings for NATS at `url`.
+    pub fn consumer(&self, url: &str) -> query::source::NatsConfig {
+        let mut n = query::source::NatsConfig::new(url);
+        n.durable = self.consumer.durable.clone();
+        n.batch = self.consumer.batch;
+        n.idle = std::time::Duration::from_millis(self.consumer.idle_ms);
+        n
     }
 }
 

@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use query::http::AuditSink;
 use query::ledger_client::LedgerClient;
-use query::source::{Backfill, NatsConfig, follow_nats};
+use query::source::{Backfill, follow_nats};
 
 use crate::config;
 
@@ -38,9 +38,10 @@ pub struct QueryArgs {
     /// The ledger's HTTP address (http://HOST:PORT): backfill, and where reads are recorded.
     #[arg(long, env = "HANDOVER_LEDGER_URL", value_name = "URL")]
     pub ledger: Option<String>,
-    /// The durable consumer's name; give each query replica its own.
-    #[arg(long, default_value = "handover-query", value_name = "NAME")]
-    pub durable: String,
+    /// The durable consumer's name (default: `consumer.durable` of the configuration, else
+    /// `handover-query`); give each query replica its own.
+    #[arg(long, value_name = "NAME")]
+    pub durable: Option<String>,
 }
 
 /// # Errors
@@ -65,6 +66,10 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: cannot create the data directory", data.display()))?;
     let cfg_path = config::path(data, args.config.as_deref());
     let tokens = Arc::new(crate::serve_cmd::tokens_or_first_admin(&cfg_path)?);
+    let mut nats_config = config::load(&cfg_path)?.consumer(&nats);
+    if let Some(d) = &args.durable {
+        nats_config.durable = d.clone();
+    }
     let read = query::ReadSide::open(&data.join(query::store::STORE_FILE))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -72,8 +77,6 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async {
         let shutdown = crate::serve_cmd::shutdown_signal();
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let mut nats_config = NatsConfig::new(nats);
-        nats_config.durable = args.durable.clone();
         let feed = tokio::spawn(follow_nats(
             read.applier.clone(),
             nats_config,

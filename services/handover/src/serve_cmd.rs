@@ -20,7 +20,7 @@ use ledger::http::auth::{Scope, TokenSet, new_token, token_hash};
 use ledger::http::{AppState, Beside, router_with};
 use ledger::{Ledger, LogStore, NewEntry, WriterConfig};
 use query::http::AuditSink;
-use query::source::{Backfill, LogReaderHandle, NatsConfig, follow_ledger, follow_nats};
+use query::source::{Backfill, LogReaderHandle, follow_ledger, follow_nats};
 
 use crate::config::{self, TokenConfig};
 use crate::demo::{DemoConfig, DemoGenerator};
@@ -78,10 +78,12 @@ pub fn tokens_or_first_admin(cfg_path: &std::path::Path) -> anyhow::Result<Token
 /// # Errors
 /// Unusable data directory, configuration or address (exit 2).
 pub fn run(args: ServeArgs, read_side: bool) -> anyhow::Result<ExitCode> {
+    // The configuration first: a bad option stops the start before anything is created.
+    let cfg_path = config::path(&args.data.data, args.config.as_deref());
+    let cfg = config::load(&cfg_path)?;
     let store_path = crate::data_dir::store_for_writing(&args.data.data)?;
     let store = LogStore::open_or_create(&store_path)?;
     let empty = store.head().next_seq == 0;
-    let cfg_path = config::path(&args.data.data, args.config.as_deref());
     let tokens = Arc::new(tokens_or_first_admin(&cfg_path)?);
     let read = if read_side {
         let path = store_path.with_file_name(query::store::STORE_FILE);
@@ -95,12 +97,10 @@ pub fn run(args: ServeArgs, read_side: bool) -> anyhow::Result<ExitCode> {
         .build()?;
     let result = rt.block_on(async {
         let shutdown = crate::serve_cmd::shutdown_signal();
-        let publisher = args.nats.as_ref().map(|url| {
-            ledger::outbox::Publisher::start(
-                ledger.clone(),
-                ledger::outbox::OutboxConfig::new(url.clone()),
-            )
-        });
+        let publisher = args
+            .nats
+            .as_ref()
+            .map(|url| ledger::outbox::Publisher::start(ledger.clone(), cfg.outbox(url)));
         if args.demo && empty {
             let n = demo(&ledger).await?;
             println!("demo history appended: {n} events");
@@ -119,7 +119,7 @@ pub fn run(args: ServeArgs, read_side: bool) -> anyhow::Result<ExitCode> {
                 None => tokio::spawn(follow_ledger(read.applier.clone(), local, stop_rx)),
                 Some(url) => tokio::spawn(follow_nats(
                     read.applier.clone(),
-                    NatsConfig::new(url.clone()),
+                    cfg.consumer(url),
                     Backfill::Local(local),
                     stop_rx,
                 )),

@@ -30,6 +30,8 @@ pub struct OutboxConfig {
     pub duplicate_window: Duration,
     /// How long the stream keeps messages (zero: forever).
     pub max_age: Duration,
+    /// The stream's size limit in bytes (-1: none).
+    pub max_bytes: i64,
     /// Stream replicas (3 on a cluster).
     pub replicas: usize,
     /// Acks awaited at once.
@@ -42,6 +44,7 @@ impl OutboxConfig {
             url: url.into(),
             duplicate_window: Duration::from_secs(10 * 60),
             max_age: Duration::ZERO,
+            max_bytes: -1,
             replicas: 1,
             max_in_flight: 512,
         }
@@ -134,6 +137,7 @@ async fn connect(config: &OutboxConfig) -> Result<jetstream::Context, BoxError> 
         storage: jetstream::stream::StorageType::File,
         duplicate_window: config.duplicate_window,
         max_age: config.max_age,
+        max_bytes: config.max_bytes,
         num_replicas: config.replicas,
         ..Default::default()
     })

@@ -206,6 +206,35 @@ fn query_without_its_stream_ledger_or_token_says_which_and_creates_nothing() {
 }
 
 #[test]
+fn a_bad_configuration_option_is_named_and_nothing_starts() {
+    for (text, named) in [
+        ("[stream]\nreplicas = 9\n", "stream.replicas"),
+        ("[consumer]\nbatch = 0\n", "consumer.batch"),
+        ("[consumer]\ndurable = \"a b\"\n", "consumer.durable"),
+        ("[stream]\nretention = \"forever\"\n", "retention"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("handover.toml"), text).unwrap();
+        let r = run(&[
+            "serve",
+            "--data",
+            path_str(&data),
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        assert_eq!(r.code, 2, "{text}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(named),
+            "{text} names {named}: {}",
+            r.stderr
+        );
+        assert!(!data.join("ledger.redb").exists(), "nothing was created");
+    }
+}
+
+#[test]
 fn a_healthy_log_verifies_with_its_entry_count_and_head_in_text_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let data = demo_store(dir.path(), "3");
