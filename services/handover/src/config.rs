@@ -235,3 +235,31 @@ impl Config {
         Ok(TokenSet::new(records))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_in_deploy_is_valid_and_shows_the_defaults() {
+        let sample =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/handover.toml.sample");
+        let c = load(&sample).unwrap();
+        assert_eq!(c.stream, StreamConfig::default());
+        assert_eq!(c.consumer, ConsumerConfig::default());
+        assert!(c.tokens.is_empty());
+        // Every option of the two sections is in the sample.
+        let text = std::fs::read_to_string(&sample).unwrap();
+        for key in toml::to_string(&StreamConfig::default())
+            .unwrap()
+            .lines()
+            .chain(toml::to_string(&ConsumerConfig::default()).unwrap().lines())
+        {
+            let name = key.split(" = ").next().unwrap();
+            assert!(
+                text.contains(&format!("\n{name} = ")),
+                "the sample shows {name}"
+            );
+        }
+    }
+}

@@ -114,7 +114,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP handover_outbox_lag Committed entries not yet acknowledged by JetStream.\n# TYPE handover_outbox_lag gauge\nhandover_outbox_lag {}",
+            "# HELP handover_outbox_lag_entries Committed entries not yet acknowledged by JetStream.\n# TYPE handover_outbox_lag_entries gauge\nhandover_outbox_lag_entries {}",
             self.entries
                 .load(Relaxed)
                 .saturating_sub(self.outbox_cursor.load(Relaxed))

@@ -472,3 +472,19 @@ fn token_add_refuses_unknown_scopes_bad_names_and_duplicates_and_revoke_unknown_
             .contains(&t)
     );
 }
+
+/// The NATS configuration shipped in deploy/ is one the current nats-server accepts.
+#[test]
+fn the_shipped_nats_configuration_is_valid() {
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats-server.conf");
+    let out = std::process::Command::new(e2e::nats::nats_bin())
+        .args(["-t", "-c"])
+        .arg(&conf)
+        .env("LEDGER_NATS_PASSWORD", "a")
+        .env("QUERY_NATS_PASSWORD", "b")
+        .env("DOWNSTREAM_NATS_PASSWORD", "c")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains("is valid"), "{said}");
+}
