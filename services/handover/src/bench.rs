@@ -41,6 +41,22 @@ pub struct BenchArgs {
     /// Requests per client in the ingest benchmark (32 clients, 100 events a request).
     #[arg(long, default_value_t = 40)]
     pub ingest_requests: usize,
+    /// Events in the end-to-end fan-out benchmark (append → JetStream → query applied).
+    #[arg(long, default_value_t = 200_000)]
+    pub fanout_events: u64,
+    /// Events in the store the forensic queries run on.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub query_events: u64,
+    /// Timeline and owners queries each, one after another on one connection.
+    #[arg(long, default_value_t = 2_000)]
+    pub query_requests: usize,
+    /// The nats-server binary the fan-out benchmark starts (on a free loopback port).
+    #[arg(
+        long,
+        default_value = ".tools/venv/bin/nats-server",
+        value_name = "PATH"
+    )]
+    pub nats_server: PathBuf,
 }
 
 const RAW_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -58,7 +74,7 @@ fn allocated_bytes(path: &Path) -> std::io::Result<u64> {
     }
 }
 
-fn demo_entries(n: u64, seed: u64, with_ids: bool) -> Vec<NewEntry> {
+fn demo_events(n: u64, seed: u64, with_ids: bool) -> Vec<proto_types::Event> {
     let employees = (n / 4_000).clamp(20, 2_000) as u32;
     DemoGenerator::new(DemoConfig {
         employees,
@@ -68,8 +84,18 @@ fn demo_entries(n: u64, seed: u64, with_ids: bool) -> Vec<NewEntry> {
         id_prefix: with_ids.then(|| format!("bench-{seed}")),
     })
     .take(n as usize)
-    .map(|e| NewEntry::from_event(&e).expect("demo events encode"))
     .collect()
+}
+
+fn demo_entries(n: u64, seed: u64, with_ids: bool) -> Vec<NewEntry> {
+    encode(&demo_events(n, seed, with_ids))
+}
+
+fn encode(events: &[proto_types::Event]) -> Vec<NewEntry> {
+    events
+        .iter()
+        .map(|e| NewEntry::from_event(e).expect("demo events encode"))
+        .collect()
 }
 
 /// Appends `entries` through a fresh ledger in requests of `batch`, one request at a time (so a
@@ -347,5 +373,129 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&ingest_out, serde_json::to_string_pretty(&doc)? + "\n")
         .map_err(|e| anyhow::anyhow!("{}: {e}", ingest_out.display()))?;
     println!("wrote {}", ingest_out.display());
+    read_side(&args, tmp.path(), &rt)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The fan-out through NATS and the forensic queries (`query.json`).
+fn read_side(args: &BenchArgs, dir: &Path, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    use crate::bench_query::{BenchNats, fanout, forensic};
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let nats = BenchNats::start(&args.nats_server, &dir.join("nats"))?;
+    let entries = demo_entries(args.fanout_events, 21, true);
+    let mut f = rt.block_on(fanout(dir, &nats, entries.clone()))?;
+    for _ in 1..args.rounds {
+        let g = rt.block_on(fanout(dir, &nats, entries.clone()))?;
+        if g.ours_per_s > f.ours_per_s {
+            (f.ours_per_s, f.lag_p50, f.lag_p99) = (g.ours_per_s, g.lag_p50, g.lag_p99);
+        }
+        f.raw_per_s = f.raw_per_s.max(g.raw_per_s);
+    }
+    drop(entries);
+    println!();
+    println!(
+        "{:<34} {:>14} {:>14} {:>8}",
+        format!("fan-out, {} events", f.events),
+        "ours",
+        "raw JetStream",
+        "ratio"
+    );
+    println!(
+        "{:<34} {:>14.0} {:>14.0} {:>8.2}",
+        "append -> JetStream -> applied /s",
+        f.ours_per_s,
+        f.raw_per_s,
+        f.ours_per_s / f.raw_per_s
+    );
+    println!(
+        "{:<34} {:>14.2}",
+        "lag ack -> applied p50 (ms)",
+        ms(f.lag_p50)
+    );
+    println!(
+        "{:<34} {:>14.2}",
+        "lag ack -> applied p99 (ms)",
+        ms(f.lag_p99)
+    );
+
+    let events = demo_events(args.query_events, 22, true);
+    let (mut employees, mut customers) = (Vec::new(), Vec::new());
+    for e in &events {
+        match &e.kind {
+            proto_types::event::EventKind::EmployeeHired { employee, .. } => {
+                employees.push(employee.to_string());
+            }
+            proto_types::event::EventKind::CustomerCreated { customer, .. } => {
+                customers.push(customer.to_string());
+            }
+            _ => {}
+        }
+    }
+    anyhow::ensure!(
+        !employees.is_empty() && !customers.is_empty(),
+        "the demo hired no one or created no customer"
+    );
+    let entries = encode(&events);
+    drop(events);
+    let q = rt.block_on(forensic(
+        dir,
+        entries,
+        &employees,
+        &customers,
+        args.query_requests,
+    ))?;
+    println!();
+    println!(
+        "{:<34} {:>14} {:>14}",
+        format!("forensic queries, {} events", q.events),
+        "p50 (ms)",
+        "p99 (ms)"
+    );
+    println!(
+        "{:<34} {:>14.2} {:>14.2}",
+        "employee timeline, 50 entries",
+        ms(q.timeline_p50),
+        ms(q.timeline_p99)
+    );
+    println!(
+        "{:<34} {:>14.2} {:>14.2}",
+        "customer owners history",
+        ms(q.owners_p50),
+        ms(q.owners_p99)
+    );
+    println!(
+        "{:<34} {:>14.0}",
+        "read side applies, entries/s", q.applied_per_s
+    );
+    let out = args.out.with_file_name("query.json");
+    let doc = json!({
+        "benchmark": "read side",
+        "when": chrono::Utc::now().to_rfc3339(),
+        "fanout": {
+            "events": f.events,
+            "ours_per_s": f.ours_per_s,
+            "raw_jetstream_per_s": f.raw_per_s,
+            "ratio": f.ours_per_s / f.raw_per_s,
+            "lag_p50_ms": ms(f.lag_p50),
+            "lag_p99_ms": ms(f.lag_p99),
+        },
+        "forensic": {
+            "events": q.events,
+            "requests_each": q.requests,
+            "applied_per_s": q.applied_per_s,
+            "timeline_p50_ms": ms(q.timeline_p50),
+            "timeline_p99_ms": ms(q.timeline_p99),
+            "owners_p50_ms": ms(q.owners_p50),
+            "owners_p99_ms": ms(q.owners_p99),
+        },
+        "targets": {
+            "fanout_at_least_half_of_raw": f.ours_per_s / f.raw_per_s >= 0.5,
+            "query_p99_under_10ms": q.timeline_p99 < Duration::from_millis(10)
+                && q.owners_p99 < Duration::from_millis(10),
+        },
+    });
+    std::fs::write(&out, serde_json::to_string_pretty(&doc)? + "\n")
+        .map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    println!("wrote {}", out.display());
+    Ok(())
 }

@@ -71,7 +71,7 @@ impl Default for ConsumerConfig {
     fn default() -> Self {
         Self {
             durable: "handover-query".into(),
-            batch: 1024,
+            batch: 4096,
             idle_ms: 500,
         }
     }

@@ -12,13 +12,15 @@
 //! - [`verify_cmd`]: `handover verify`, over a store or an export file.
 //! - [`export_cmd`]: `handover export-log`.
 //! - [`bench`]: `handover bench`, the log's benchmark against its raw-redb and pure-BLAKE3 limits;
-//!   [`bench_ingest`]: the write API over HTTP against appending directly.
+//!   [`bench_ingest`]: the write API over HTTP against appending directly; [`bench_query`]: the
+//!   fan-out through NATS against raw JetStream, and forensic query latency.
 //! - [`progress`]: progress bars that show on a terminal and stay silent when piped.
 //!
 //! Exit codes: 0 success, 1 a verification found a problem, 2 bad usage or unusable input.
 
 pub mod bench;
 pub mod bench_ingest;
+pub mod bench_query;
 pub mod cli;
 pub mod config;
 pub mod data_dir;

@@ -146,10 +146,14 @@ async fn connect(config: &OutboxConfig) -> Result<jetstream::Context, BoxError> 
 }
 
 fn hex(hash: &Hash32) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(hash)
 }
 
 /// Publishes from `cursor` until stopped (Ok) or until NATS fails (Err, to reconnect).
+///
+/// Acks stay in flight across reads of the log (up to `max_in_flight`); the cursor follows the
+/// acks: once the ack of a message of entry `s` is in, every entry below `s` is out (messages go
+/// out in seq order, an entry's CloudEvent right after its log message).
 async fn pump(
     js: &jetstream::Context,
     ledger: &Ledger,
@@ -161,41 +165,59 @@ async fn pump(
     let mut head = ledger.head_watch();
     let mut reported = *cursor;
     let mut reported_at = Instant::now();
+    // The next seq to send (ahead of `cursor` by what is in flight).
+    let mut next = *cursor;
+    let mut inflight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
     loop {
         if *stop.borrow() {
+            // Settle what is in flight, so that the cursor recorded at stop is exact.
+            while let Some((s, ack)) = inflight.pop_front() {
+                count(ledger, &ack.await?);
+                *cursor = (*cursor).max(s);
+            }
+            *cursor = next;
             return Ok(());
         }
         let committed = *head.borrow_and_update();
-        if *cursor >= committed {
+        if next >= committed {
+            // Everything committed is sent: collect the acks, record the cursor, wait for more.
+            while let Some((s, ack)) = inflight.pop_front() {
+                count(ledger, &ack.await?);
+                *cursor = (*cursor).max(s);
+            }
+            *cursor = next;
+            note(ledger, published, *cursor);
             if reported != *cursor {
                 ledger.advance_outbox(*cursor).await?;
                 reported = *cursor;
+                reported_at = Instant::now();
             }
             tokio::select! {
                 changed = head.changed() => if changed.is_err() { return Ok(()) },
-                _ = stop.changed() => return Ok(()),
+                _ = stop.changed() => {},
             }
             continue;
         }
         let reader = ledger.reader().clone();
-        let from = *cursor;
+        let from = next;
         let batch = tokio::task::spawn_blocking(move || reader.entries(from, 1024)).await??;
-        let events: Vec<Event> = batch
+        let (events, hashes): (Vec<Event>, Vec<Hash32>) = batch
             .iter()
             .map(|(seq, bytes)| {
                 let entry = EntryRef::parse(bytes).map_err(|e| format!("entry {seq}: {e}"))?;
-                Event::decode(entry.payload()).map_err(|e| format!("entry {seq}: {e}"))
+                let event =
+                    Event::decode(entry.payload()).map_err(|e| format!("entry {seq}: {e}"))?;
+                Ok((event, *entry.hash()))
             })
-            .collect::<Result<_, String>>()?;
-        let mut inflight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
-        for (i, ((seq, bytes), event)) in batch.iter().zip(&events).enumerate() {
-            let hash: Hash32 = EntryRef::parse(bytes)
-                .map_err(|e| format!("{e}"))?
-                .hash()
-                .to_owned();
+            .collect::<Result<Vec<_>, String>>()?
+            .into_iter()
+            .unzip();
+        for (i, ((seq, bytes), (event, hash))) in
+            batch.iter().zip(events.iter().zip(&hashes)).enumerate()
+        {
             let msg = PublishMessage::build()
                 .payload(Bytes::copy_from_slice(bytes))
-                .message_id(hex(&hash))
+                .message_id(hex(hash))
                 .header(nats::SEQ_HEADER, seq.to_string().as_str());
             inflight.push_back((
                 *seq,
@@ -203,10 +225,10 @@ async fn pump(
             ));
             if nats::has_cloud_event(&event.kind) {
                 let successors = successors_after(ledger, &batch, &events, i, event).await?;
-                if let Some(ce) = nats::cloud_event(*seq, &hash, event, &successors) {
+                if let Some(ce) = nats::cloud_event(*seq, hash, event, &successors) {
                     let msg = PublishMessage::build()
                         .payload(Bytes::from(ce.to_string()))
-                        .message_id(nats::cloud_event_id(&hash))
+                        .message_id(nats::cloud_event_id(hash))
                         .header("Content-Type", "application/cloudevents+json");
                     inflight.push_back((*seq, js.send_publish(nats::DEPARTURES, msg).await?));
                 }
@@ -214,25 +236,30 @@ async fn pump(
             while inflight.len() >= config.max_in_flight {
                 let (s, ack) = inflight.pop_front().expect("non-empty");
                 count(ledger, &ack.await?);
-                // Every message before this one is acknowledged: all entries below `s` are out.
                 *cursor = (*cursor).max(s);
             }
+            next = seq + 1;
         }
-        while let Some((_, ack)) = inflight.pop_front() {
-            count(ledger, &ack.await?);
-        }
-        *cursor = batch.last().map_or(*cursor, |(s, _)| s + 1);
-        published.send_replace(*cursor);
-        ledger
-            .metrics()
-            .outbox_cursor
-            .store(*cursor, std::sync::atomic::Ordering::Relaxed);
+        note(ledger, published, *cursor);
         if *cursor - reported >= 4096 || reported_at.elapsed() >= Duration::from_millis(200) {
             ledger.advance_outbox(*cursor).await?;
             reported = *cursor;
             reported_at = Instant::now();
         }
     }
+}
+
+/// Makes the cursor visible: to watchers, and in the metrics.
+fn note(ledger: &Ledger, published: &watch::Sender<u64>, cursor: u64) {
+    published.send_if_modified(|p| {
+        let moved = *p != cursor;
+        *p = cursor;
+        moved
+    });
+    ledger
+        .metrics()
+        .outbox_cursor
+        .store(cursor, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn count(ledger: &Ledger, ack: &async_nats::jetstream::publish::PublishAck) {

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::index;
 use crate::metrics::Metrics;
-use crate::store::{Batch, IntegrityBreak, Progress, QueryStore, now_micros};
+use crate::store::{Batch, IdKeys, IndexName, IntegrityBreak, Progress, QueryStore, now_micros};
 use crate::views;
 
 /// What the read side knows of itself and of the ledger, as it changes.
@@ -54,6 +54,14 @@ pub enum Outcome {
     Broken(IntegrityBreak),
 }
 
+/// The indexes whose names get ids, in the order of `IndexName`'s variants.
+const NAMESPACES: [IndexName; 4] = [
+    IndexName::Actor,
+    IndexName::Employee,
+    IndexName::Customer,
+    IndexName::Kind,
+];
+
 pub struct Applier {
     store: QueryStore,
     state: State,
@@ -63,6 +71,12 @@ pub struct Applier {
     planned: HashMap<EmployeeId, u64>,
     status: watch::Sender<Status>,
     metrics: Arc<Metrics>,
+    /// Batches written since the last flush.
+    unflushed: bool,
+    /// Every name filed under so far, by index (actor, employee, customer, kind), and its id.
+    names: [HashMap<String, u32>; 4],
+    /// The next name id.
+    next_name: u32,
 }
 
 /// Why the applier cannot go on.
@@ -118,6 +132,16 @@ impl Applier {
         };
         metrics.set_position(status.next_seq, status.ledger_next);
         let (status, _) = watch::channel(status);
+        let mut names: [HashMap<String, u32>; 4] = Default::default();
+        let mut next_name = 0;
+        for (key, id) in store.names()? {
+            next_name = next_name.max(id + 1);
+            for (i, index) in NAMESPACES.iter().enumerate() {
+                if let Some(name) = key.strip_prefix(index.prefix()) {
+                    names[i].insert(name.to_string(), id);
+                }
+            }
+        }
         Ok(Applier {
             store,
             state,
@@ -126,7 +150,53 @@ impl Applier {
             planned,
             status,
             metrics,
+            unflushed: false,
+            names,
+            next_name,
         })
+    }
+
+    /// The ids of `keys`' names, assigning new ones (recorded in `new`) on first sight.
+    fn name_ids(&mut self, keys: &index::Keys, new: &mut Vec<(String, u32)>) -> IdKeys {
+        let (names, next) = (&mut self.names, &mut self.next_name);
+        let mut id = |index: IndexName, name: &str| -> u32 {
+            let map = &mut names[index as usize];
+            if let Some(id) = map.get(name) {
+                return *id;
+            }
+            let id = *next;
+            *next += 1;
+            map.insert(name.to_string(), id);
+            new.push((format!("{}{name}", index.prefix()), id));
+            id
+        };
+        IdKeys {
+            actor: id(IndexName::Actor, &keys.actor),
+            kind: id(IndexName::Kind, keys.kind),
+            employees: keys
+                .employees
+                .iter()
+                .map(|e| id(IndexName::Employee, e))
+                .collect(),
+            customers: keys
+                .customers
+                .iter()
+                .map(|c| id(IndexName::Customer, c))
+                .collect(),
+            at: keys.at,
+        }
+    }
+
+    /// Makes everything applied so far durable (a no-op when nothing is pending).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        if self.unflushed {
+            self.store.flush()?;
+            self.unflushed = false;
+        }
+        Ok(())
     }
 
     /// The seq the next entry must have.
@@ -160,7 +230,8 @@ impl Applier {
     }
 
     /// Offers `entries` (ascending seqs, as `(seq, stored bytes)`) from `source`. Entries below
-    /// the position are skipped (redeliveries); see [`Outcome`] for the rest.
+    /// the position are skipped (redeliveries); see [`Outcome`] for the rest. What is applied is
+    /// committed and visible at once, and durable after the next [`Applier::flush`].
     ///
     /// # Errors
     /// Storage errors; the applier must then not be used again.
@@ -203,13 +274,14 @@ impl Applier {
             };
             verifier = trial;
             let keys = index::keys(&self.state, &event);
+            let keys = self.name_ids(&keys, &mut batch.new_names);
             if let Some(doc) = ownership_change(&self.state, *seq, &hash, &event) {
                 batch.owners.push(doc);
             }
             note_plan(&mut self.planned, *seq, &event);
             touched(&event, &mut touched_employees, &mut touched_handovers);
             self.state.apply(&event);
-            batch.entries.push((*seq, bytes.clone(), keys));
+            batch.entries.push((*seq, bytes.as_slice(), keys));
         }
         let last = verifier.next_seq().saturating_sub(1);
         for id in &touched_employees {
@@ -233,6 +305,10 @@ impl Applier {
         if applied > 0 || batch.broken.is_some() {
             self.store
                 .write(&batch, verifier.next_seq(), verifier.head_hash())?;
+            self.unflushed = true;
+        }
+        if batch.broken.is_some() {
+            self.flush()?;
         }
         self.verifier = verifier;
         self.metrics.applied(applied as u64);
@@ -257,6 +333,15 @@ impl Applier {
             (None, Some(g)) => g,
             (None, None) => Outcome::Applied { applied },
         })
+    }
+}
+
+impl Drop for Applier {
+    /// A clean stop keeps what was applied.
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "the query store could not be flushed at stop");
+        }
     }
 }
 

@@ -8,10 +8,10 @@
 //! asks the ledger for anything past its position, so that a lost tail is found too.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use ledger::{Ledger, LogReader};
 use proto_types::{EntryRef, nats};
 use tokio::sync::watch;
@@ -85,7 +85,7 @@ impl Backfill {
 /// Applies on a blocking thread (redb commits block).
 async fn apply(
     applier: &SharedApplier,
-    entries: Vec<(u64, Vec<u8>)>,
+    entries: Arc<Vec<(u64, Vec<u8>)>>,
     source: &'static str,
 ) -> Result<Outcome, BoxError> {
     let a = applier.clone();
@@ -102,13 +102,14 @@ fn next_seq(applier: &SharedApplier) -> u64 {
 }
 
 /// Applies `entries`, filling any gap before them from `backfill`. Returns false once the chain
-/// is broken (or a gap cannot be filled).
+/// is broken; an error when a gap cannot be filled.
 async fn apply_filling_gaps(
     applier: &SharedApplier,
     entries: Vec<(u64, Vec<u8>)>,
     source: &'static str,
     backfill: &Backfill,
 ) -> Result<bool, BoxError> {
+    let entries = Arc::new(entries);
     loop {
         match apply(applier, entries.clone(), source).await? {
             Outcome::Applied { .. } => return Ok(true),
@@ -123,12 +124,11 @@ async fn apply_filling_gaps(
                     .fetch(expected, (found - expected).min(10_000))
                     .await?
                 else {
-                    tracing::error!(
-                        expected,
-                        found,
-                        "a gap and no ledger to backfill from: waiting"
-                    );
-                    return Ok(false);
+                    // Unacknowledged messages come again: retry from the stream.
+                    return Err(format!(
+                        "entries {expected} to {found} are missing from the stream and no ledger is configured to backfill from"
+                    )
+                    .into());
                 };
                 if let Some(h) = head {
                     applier.lock().expect("applier lock").saw_ledger_head(h);
@@ -143,7 +143,7 @@ async fn apply_filling_gaps(
                     .expect("applier lock")
                     .metrics()
                     .backfilled(n);
-                let outcome = apply(applier, rows, "ledger").await?;
+                let outcome = apply(applier, Arc::new(rows), "ledger").await?;
                 if matches!(outcome, Outcome::Broken(_)) {
                     return Ok(false);
                 }
@@ -152,6 +152,17 @@ async fn apply_filling_gaps(
     }
 }
 
+fn flush(applier: &SharedApplier) -> Result<(), BoxError> {
+    Ok(applier.lock().expect("applier lock").flush()?)
+}
+
+/// How long applied entries may wait for a flush while more keep coming.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// Entries read from the ledger at once by the in-process bus.
+const LOCAL_BATCH: usize = 8192;
+/// Entries applied in one transaction at most, when fetches have piled up.
+const MAX_APPLY: usize = 16_384;
+
 /// The in-process bus: follows the ledger's head and applies what it commits, until `stop`.
 pub async fn follow_ledger(
     applier: SharedApplier,
@@ -159,6 +170,7 @@ pub async fn follow_ledger(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut head = ledger.head.clone();
+    let mut flushed_at = Instant::now();
     loop {
         if *stop.borrow() {
             return;
@@ -171,15 +183,26 @@ pub async fn follow_ledger(
         let next = next_seq(&applier);
         if next < committed {
             let reader = ledger.reader.clone();
-            let rows = match tokio::task::spawn_blocking(move || reader.entries(next, 1024)).await {
+            let rows = match tokio::task::spawn_blocking(move || reader.entries(next, LOCAL_BATCH))
+                .await
+            {
                 Ok(Ok(rows)) => rows,
                 other => {
                     tracing::error!(?other, "cannot read the ledger's log; the read side stops");
                     return;
                 }
             };
-            match apply(&applier, rows, "local").await {
-                Ok(Outcome::Applied { .. }) => continue,
+            match apply(&applier, Arc::new(rows), "local").await {
+                Ok(Outcome::Applied { .. }) => {
+                    if flushed_at.elapsed() >= FLUSH_EVERY {
+                        if let Err(e) = flush(&applier) {
+                            tracing::error!(error = %e, "the query store failed; the read side stops");
+                            return;
+                        }
+                        flushed_at = Instant::now();
+                    }
+                    continue;
+                }
                 Ok(Outcome::Gap { expected, found }) => {
                     tracing::error!(
                         expected,
@@ -198,6 +221,12 @@ pub async fn follow_ledger(
                 }
             }
         }
+        // Caught up: make it durable before waiting.
+        if let Err(e) = flush(&applier) {
+            tracing::error!(error = %e, "the query store failed; the read side stops");
+            return;
+        }
+        flushed_at = Instant::now();
         tokio::select! {
             changed = head.changed() => if changed.is_err() { return },
             _ = stop.changed() => return,
@@ -222,7 +251,7 @@ impl NatsConfig {
         Self {
             url: url.into(),
             durable: "handover-query".into(),
-            batch: 1024,
+            batch: 4096,
             idle: Duration::from_millis(500),
         }
     }
@@ -251,6 +280,14 @@ pub async fn follow_nats(
     }
 }
 
+/// What the fetching loop hands the applying task.
+enum Fetched {
+    /// Messages as `(seq, bytes)`, and the last message (acknowledged once they are durable).
+    Rows(Vec<(u64, Vec<u8>)>, Box<jetstream::Message>),
+    /// The stream was quiet for a whole fetch.
+    Quiet,
+}
+
 async fn consume(
     applier: &SharedApplier,
     config: &NatsConfig,
@@ -276,74 +313,157 @@ async fn consume(
         )
         .await?;
     tracing::info!(durable = %config.durable, "consuming stream {}", nats::STREAM);
-    loop {
-        if *stop.borrow() {
-            return Ok(());
-        }
-        if applier.lock().expect("applier lock").broken().is_some() {
-            // Nothing more will be applied; keep answering queries until stopped.
-            let _ = stop.changed().await;
-            return Ok(());
-        }
-        let fetch = consumer
-            .fetch()
-            .max_messages(config.batch)
-            .expires(config.idle)
-            .messages();
-        let mut messages = tokio::select! {
-            m = fetch => m?,
-            _ = stop.changed() => return Ok(()),
-        };
-        let mut rows = Vec::new();
-        let mut last = None;
-        while let Some(m) = messages.next().await {
-            let m = m?;
-            let seq = m
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(nats::SEQ_HEADER))
-                .and_then(|v| v.as_str().parse::<u64>().ok())
-                .or_else(|| EntryRef::parse(&m.payload).ok().map(|e| e.seq()));
-            let seq = seq.unwrap_or_else(|| next_seq(applier));
-            rows.push((seq, m.payload.to_vec()));
-            last = Some(m);
-        }
-        if rows.is_empty() {
-            // A quiet stream: ask the ledger whether it holds more than we have.
-            let next = next_seq(applier);
-            if let Some((more, head)) = backfill.fetch(next, 1024).await.unwrap_or_else(|e| {
-                tracing::debug!(error = %e, "the ledger could not be asked for its head");
-                None
-            }) {
-                if let Some(h) = head {
-                    applier.lock().expect("applier lock").saw_ledger_head(h);
+    // Fetching and applying overlap: while one batch is verified and written, the next arrives.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Fetched>(16);
+    let worker = tokio::spawn(apply_fetched(applier.clone(), backfill.clone(), rx));
+    // A continuous pull: the server keeps up to `batch` messages coming; the loop hands over
+    // whatever has arrived, and says when nothing came for `idle`.
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(config.batch)
+        .messages()
+        .await?;
+    let fetching = async {
+        loop {
+            if *stop.borrow() || tx.is_closed() {
+                return Ok::<(), BoxError>(());
+            }
+            let first = tokio::select! {
+                m = tokio::time::timeout(config.idle, messages.next()) => m,
+                _ = stop.changed() => return Ok(()),
+            };
+            let first = match first {
+                Err(_) => {
+                    if tx.send(Fetched::Quiet).await.is_err() {
+                        return Ok(());
+                    }
+                    continue;
                 }
-                if !more.is_empty() {
-                    let n = more.len() as u64;
-                    tracing::warn!(
-                        from = next,
-                        n,
-                        "the stream lacks entries the ledger holds; backfilling"
-                    );
-                    applier
-                        .lock()
-                        .expect("applier lock")
-                        .metrics()
-                        .backfilled(n);
-                    apply(applier, more, "ledger").await?;
+                Ok(None) => return Err("the consumer's message stream ended".into()),
+                Ok(Some(m)) => m?,
+            };
+            let mut rows = Vec::new();
+            let mut last = first;
+            loop {
+                let seq = last
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(nats::SEQ_HEADER))
+                    .and_then(|v| v.as_str().parse::<u64>().ok())
+                    .or_else(|| EntryRef::parse(&last.payload).ok().map(|e| e.seq()))
+                    // An unreadable message takes the place of the next entry: it breaks there.
+                    .unwrap_or_else(|| next_seq(applier));
+                rows.push((seq, last.payload.to_vec()));
+                if rows.len() >= config.batch {
+                    break;
+                }
+                match messages.next().now_or_never() {
+                    Some(Some(m)) => last = m?,
+                    _ => break,
                 }
             }
-            continue;
+            if tx.send(Fetched::Rows(rows, Box::new(last))).await.is_err() {
+                return Ok(());
+            }
         }
-        let top = rows.iter().map(|(s, _)| *s).max().unwrap_or(0);
-        applier
-            .lock()
-            .expect("applier lock")
-            .saw_ledger_head(top + 1);
-        apply_filling_gaps(applier, rows, "nats", backfill).await?;
-        // Acknowledge only once committed here (AckPolicy::All: the last ack covers the batch).
-        if let Some(m) = last {
-            m.ack().await?;
+    };
+    let fetched = fetching.await;
+    drop(tx);
+    let applied = worker.await?;
+    fetched?;
+    applied
+}
+
+/// Applies what the fetching loop hands over, fills gaps from `backfill`, and acknowledges the
+/// stream once what it applied is durable.
+async fn apply_fetched(
+    applier: SharedApplier,
+    backfill: Backfill,
+    mut rx: tokio::sync::mpsc::Receiver<Fetched>,
+) -> Result<(), BoxError> {
+    let mut unacked: Option<Box<jetstream::Message>> = None;
+    let mut flushed_at = Instant::now();
+    let mut held: Option<Fetched> = None;
+    loop {
+        let item = match held.take() {
+            Some(i) => i,
+            None => match rx.recv().await {
+                Some(i) => i,
+                None => break,
+            },
+        };
+        match item {
+            Fetched::Rows(mut rows, mut last) => {
+                // Whatever arrived while the last batch was applied goes into one transaction.
+                while rows.len() < MAX_APPLY {
+                    match rx.try_recv() {
+                        Ok(Fetched::Rows(more, m)) => {
+                            rows.extend(more);
+                            last = m;
+                        }
+                        Ok(quiet) => {
+                            held = Some(quiet);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let top = rows.iter().map(|(s, _)| *s).max().unwrap_or(0);
+                applier
+                    .lock()
+                    .expect("applier lock")
+                    .saw_ledger_head(top + 1);
+                if !apply_filling_gaps(&applier, rows, "nats", &backfill).await? {
+                    // Broken (or a gap nothing can fill): apply nothing more, ack nothing more.
+                    flush(&applier)?;
+                    return Ok(());
+                }
+                unacked = Some(last);
+            }
+            Fetched::Quiet => {
+                // A quiet stream: ask the ledger whether it holds more than we have.
+                let next = next_seq(&applier);
+                let fetched = backfill.fetch(next, 1024).await.unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, "the ledger could not be asked for its head");
+                    None
+                });
+                if let Some((more, head)) = fetched {
+                    if let Some(h) = head {
+                        applier.lock().expect("applier lock").saw_ledger_head(h);
+                    }
+                    if !more.is_empty() {
+                        let n = more.len() as u64;
+                        tracing::warn!(
+                            from = next,
+                            n,
+                            "the stream lacks entries the ledger holds; backfilling"
+                        );
+                        // Counted as fetched, before it is applied (and seen applied).
+                        applier
+                            .lock()
+                            .expect("applier lock")
+                            .metrics()
+                            .backfilled(n);
+                        apply(&applier, Arc::new(more), "ledger").await?;
+                    }
+                }
+            }
+        }
+        // Durable, then acknowledged: when the stream goes quiet, or every FLUSH_EVERY under load.
+        if unacked.is_some()
+            && ((rx.is_empty() && held.is_none()) || flushed_at.elapsed() >= FLUSH_EVERY)
+        {
+            flush(&applier)?;
+            flushed_at = Instant::now();
+            if let Some(m) = unacked.take() {
+                // AckPolicy::All: this acknowledges every message before it too.
+                m.ack().await?;
+            }
         }
     }
+    flush(&applier)?;
+    if let Some(m) = unacked {
+        m.ack().await?;
+    }
+    Ok(())
 }

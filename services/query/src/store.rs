@@ -2,10 +2,17 @@
 //! the read-model documents, and how far it got — all written in one transaction per batch, so
 //! that after a crash the indexes, the documents and `next_seq` always agree.
 //!
+//! Batches commit without waiting for the disk (`Durability::None`: atomic, and visible to
+//! readers at once); [`QueryStore::flush`] makes everything committed so far durable. A crash
+//! loses at most what was not flushed — entries, indexes and position together — and the feed
+//! fetches them again. The feed acknowledges the stream only after a flush.
+//!
 //! Tables:
 //! - `entries`: seq → entry bytes (verified before they were written);
 //! - `by_time`: (occurred_at µs, seq); `by_actor`, `by_employee`, `by_customer`, `by_kind`:
-//!   (key, occurred_at µs, seq) — the order a forensic listing is read in;
+//!   (name id, occurred_at µs, seq) — the order a forensic listing is read in;
+//! - `names`: `a:ACTOR`, `e:EMPLOYEE`, `c:CUSTOMER`, `k:KIND` → a u32 name id. Index keys are
+//!   fixed-width: half the cost of keys that carry the strings, at the applier's rate;
 //! - `employees`: id → employee document; `handovers`: leaver → handover document;
 //!   `owners`: (customer, seq) → ownership change;
 //! - `meta`: `store` = `handover-query`, `format_version`, `next_seq`, `head` (hash of the last
@@ -24,8 +31,6 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::index::Keys;
-
 /// The file name of the query store inside a data directory.
 pub const STORE_FILE: &str = "query.redb";
 pub const FORMAT_VERSION: u32 = 1;
@@ -34,10 +39,11 @@ const STORE_KIND: &[u8] = b"handover-query";
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BY_TIME: TableDefinition<(i64, u64), ()> = TableDefinition::new("by_time");
-const BY_ACTOR: TableDefinition<(&str, i64, u64), ()> = TableDefinition::new("by_actor");
-const BY_EMPLOYEE: TableDefinition<(&str, i64, u64), ()> = TableDefinition::new("by_employee");
-const BY_CUSTOMER: TableDefinition<(&str, i64, u64), ()> = TableDefinition::new("by_customer");
-const BY_KIND: TableDefinition<(&str, i64, u64), ()> = TableDefinition::new("by_kind");
+const BY_ACTOR: TableDefinition<(u32, i64, u64), ()> = TableDefinition::new("by_actor");
+const BY_EMPLOYEE: TableDefinition<(u32, i64, u64), ()> = TableDefinition::new("by_employee");
+const BY_CUSTOMER: TableDefinition<(u32, i64, u64), ()> = TableDefinition::new("by_customer");
+const BY_KIND: TableDefinition<(u32, i64, u64), ()> = TableDefinition::new("by_kind");
+const NAMES: TableDefinition<&str, u32> = TableDefinition::new("names");
 const EMPLOYEES: TableDefinition<&str, &[u8]> = TableDefinition::new("employees");
 const HANDOVERS: TableDefinition<&str, &[u8]> = TableDefinition::new("handovers");
 const OWNERS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("owners");
@@ -65,10 +71,23 @@ pub struct Progress {
     pub broken: Option<IntegrityBreak>,
 }
 
+/// An entry's index keys, as name ids.
+#[derive(Debug, Clone, Default)]
+pub struct IdKeys {
+    pub actor: u32,
+    pub kind: u32,
+    pub employees: Vec<u32>,
+    pub customers: Vec<u32>,
+    /// `occurred_at`, µs.
+    pub at: i64,
+}
+
 /// One batch of verified entries and what they changed.
 #[derive(Debug, Default)]
-pub struct Batch {
-    pub entries: Vec<(u64, Vec<u8>, Keys)>,
+pub struct Batch<'a> {
+    pub entries: Vec<(u64, &'a [u8], IdKeys)>,
+    /// Names first seen in this batch, with their new ids.
+    pub new_names: Vec<(String, u32)>,
     pub employees: BTreeMap<String, Vec<u8>>,
     pub handovers: BTreeMap<String, Vec<u8>>,
     /// (customer, seq, change document).
@@ -80,14 +99,24 @@ pub struct Batch {
 /// Which index a listing reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexName {
-    Actor,
-    Employee,
-    Customer,
-    Kind,
+    Actor = 0,
+    Employee = 1,
+    Customer = 2,
+    Kind = 3,
 }
 
 impl IndexName {
-    fn table(self) -> TableDefinition<'static, (&'static str, i64, u64), ()> {
+    /// The namespace of this index's names in the `names` table.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            IndexName::Actor => "a:",
+            IndexName::Employee => "e:",
+            IndexName::Customer => "c:",
+            IndexName::Kind => "k:",
+        }
+    }
+
+    fn table(self) -> TableDefinition<'static, (u32, i64, u64), ()> {
         match self {
             IndexName::Actor => BY_ACTOR,
             IndexName::Employee => BY_EMPLOYEE,
@@ -191,13 +220,30 @@ impl QueryStore {
         &self.path
     }
 
-    /// Writes a batch and the new position in one durable transaction.
+    /// Makes every batch written so far durable.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn flush(&self) -> Result<(), redb::Error> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Writes a batch and the new position in one transaction (atomic, not yet durable: see
+    /// [`QueryStore::flush`]).
     ///
     /// # Errors
     /// Storage errors; nothing of the batch is then written.
-    pub fn write(&self, batch: &Batch, next_seq: u64, head: &Hash32) -> Result<(), redb::Error> {
+    pub fn write(
+        &self,
+        batch: &Batch<'_>,
+        next_seq: u64,
+        head: &Hash32,
+    ) -> Result<(), redb::Error> {
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
+        txn.set_durability(Durability::None)?;
         {
             let mut entries = txn.open_table(ENTRIES)?;
             let mut by_time = txn.open_table(BY_TIME)?;
@@ -205,16 +251,20 @@ impl QueryStore {
             let mut by_employee = txn.open_table(BY_EMPLOYEE)?;
             let mut by_customer = txn.open_table(BY_CUSTOMER)?;
             let mut by_kind = txn.open_table(BY_KIND)?;
+            let mut names = txn.open_table(NAMES)?;
+            for (name, id) in &batch.new_names {
+                names.insert(name.as_str(), *id)?;
+            }
             for (seq, bytes, k) in &batch.entries {
-                entries.insert(*seq, bytes.as_slice())?;
+                entries.insert(*seq, *bytes)?;
                 by_time.insert((k.at, *seq), ())?;
-                by_actor.insert((k.actor.as_str(), k.at, *seq), ())?;
+                by_actor.insert((k.actor, k.at, *seq), ())?;
                 by_kind.insert((k.kind, k.at, *seq), ())?;
                 for e in &k.employees {
-                    by_employee.insert((e.as_str(), k.at, *seq), ())?;
+                    by_employee.insert((*e, k.at, *seq), ())?;
                 }
                 for c in &k.customers {
-                    by_customer.insert((c.as_str(), k.at, *seq), ())?;
+                    by_customer.insert((*c, k.at, *seq), ())?;
                 }
             }
             let mut employees = txn.open_table(EMPLOYEES)?;
@@ -239,6 +289,21 @@ impl QueryStore {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Every name and its id.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn names(&self) -> Result<std::collections::HashMap<String, u32>, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(NAMES)?;
+        let mut out = std::collections::HashMap::new();
+        for item in t.iter()? {
+            let (k, v) = item?;
+            out.insert(k.value().to_string(), v.value());
+        }
+        Ok(out)
     }
 
     /// Every applied entry in seq order (to rebuild the projections at start).
@@ -276,6 +341,7 @@ fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(EMPLOYEES)?;
     txn.open_table(HANDOVERS)?;
     txn.open_table(OWNERS)?;
+    txn.open_table(NAMES)?;
     Ok(())
 }
 
@@ -321,7 +387,7 @@ impl Snapshot {
     #[allow(clippy::too_many_arguments)]
     pub fn list(
         &self,
-        index: Option<(IndexName, &str)>,
+        index: Option<(IndexName, u32)>,
         from: i64,
         to: i64,
         after: Option<Position>,
@@ -371,6 +437,16 @@ impl Snapshot {
         Ok((out, if more { last } else { None }))
     }
 
+    /// The id of `name` in `index`'s namespace, if any entry was ever filed under it.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn name_id(&self, index: IndexName, name: &str) -> Result<Option<u32>, redb::Error> {
+        let t = self.txn.open_table(NAMES)?;
+        let key = format!("{}{name}", index.prefix());
+        Ok(t.get(key.as_str())?.map(|v| v.value()))
+    }
+
     /// Whether the entry `(at, seq)` is filed under `key` in `index`.
     ///
     /// # Errors
@@ -378,7 +454,7 @@ impl Snapshot {
     pub fn indexed(
         &self,
         index: IndexName,
-        key: &str,
+        key: u32,
         at: i64,
         seq: u64,
     ) -> Result<bool, redb::Error> {

@@ -399,8 +399,44 @@ fn bench_prints_a_table_and_writes_its_figures_as_json() {
         "3",
         "--rounds",
         "1",
+        "--ingest-requests",
+        "3",
+        "--fanout-events",
+        "3000",
+        "--query-events",
+        "5000",
+        "--query-requests",
+        "20",
+        "--nats-server",
+        path_str(&e2e::nats::nats_bin()),
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    for row in [
+        "fan-out",
+        "raw JetStream",
+        "employee timeline",
+        "customer owners",
+    ] {
+        assert!(r.stdout.contains(row), "{row:?} missing from\n{}", r.stdout);
+    }
+    let q: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.with_file_name("query.json")).unwrap()).unwrap();
+    let f = &q["fanout"];
+    assert_eq!(f["events"], 3000);
+    assert!(
+        f["ours_per_s"].as_f64().unwrap() > 0.0 && f["raw_jetstream_per_s"].as_f64().unwrap() > 0.0
+    );
+    assert!(
+        (f["ratio"].as_f64().unwrap()
+            - f["ours_per_s"].as_f64().unwrap() / f["raw_jetstream_per_s"].as_f64().unwrap())
+        .abs()
+            < 1e-9
+    );
+    assert_eq!(q["forensic"]["events"], 5000);
+    assert!(
+        q["forensic"]["timeline_p99_ms"].as_f64().unwrap()
+            >= q["forensic"]["timeline_p50_ms"].as_f64().unwrap()
+    );
     for row in [
         "batch 1 ",
         "batch 64 ",

@@ -206,24 +206,36 @@ fn run_listing(snap: &Snapshot, l: &Listing) -> Result<(Value, u64), Problem> {
         }
         None => (next, head),
     };
-    let (seqs, last) = snap
-        .list(
-            l.index.as_ref().map(|(n, k)| (*n, k.as_str())),
-            l.from,
-            l.to,
-            l.cursor.map(|c| c.0),
-            below,
-            l.limit,
-            |at, seq| {
-                for (name, key) in &l.also {
-                    if !snap.indexed(*name, key, at, seq)? {
-                        return Ok(false);
+    // Names never filed under match nothing.
+    let id = |(n, k): &(IndexName, String)| -> Result<Option<(IndexName, u32)>, Problem> {
+        Ok(snap
+            .name_id(*n, k)
+            .map_err(storage_problem)?
+            .map(|i| (*n, i)))
+    };
+    let index = l.index.as_ref().map(id).transpose()?;
+    let also: Option<Vec<(IndexName, u32)>> = l.also.iter().map(id).collect::<Result<_, _>>()?;
+    let (seqs, last) = match (index, also) {
+        (Some(None), _) | (_, None) => (Vec::new(), None),
+        (index, Some(also)) => snap
+            .list(
+                index.flatten(),
+                l.from,
+                l.to,
+                l.cursor.map(|c| c.0),
+                below,
+                l.limit,
+                |at, seq| {
+                    for (name, key) in &also {
+                        if !snap.indexed(*name, *key, at, seq)? {
+                            return Ok(false);
+                        }
                     }
-                }
-                Ok(true)
-            },
-        )
-        .map_err(storage_problem)?;
+                    Ok(true)
+                },
+            )
+            .map_err(storage_problem)?,
+    };
     let mut items = Vec::with_capacity(seqs.len());
     for s in &seqs {
         if let Some(bytes) = snap.entry(*s).map_err(storage_problem)? {
@@ -308,19 +320,9 @@ async fn timeline(
         .read(move |snap| {
             let known = snap.employee(&id).map_err(storage_problem)?.is_some()
                 || snap
-                    .list(
-                        Some((IndexName::Employee, &id)),
-                        i64::MIN,
-                        i64::MAX,
-                        None,
-                        u64::MAX,
-                        1,
-                        |_, _| Ok(true),
-                    )
+                    .name_id(IndexName::Employee, &id)
                     .map_err(storage_problem)?
-                    .0
-                    .len()
-                    == 1;
+                    .is_some();
             if !known {
                 return Err(Problem::not_found(format!(
                     "no employee {id:?} and no action by that id"
@@ -417,17 +419,25 @@ async fn permissions(
                 return Err(Problem::not_found(format!("no employee {id:?}")));
             }
             let until = at.map_or(i64::MAX, |t| t.saturating_add(1));
-            let (seqs, _) = snap
-                .list(
-                    Some((IndexName::Employee, &id)),
-                    i64::MIN,
-                    until,
-                    None,
-                    next,
-                    usize::MAX,
-                    |_, _| Ok(true),
-                )
+            let name = snap
+                .name_id(IndexName::Employee, &id)
                 .map_err(storage_problem)?;
+            let seqs = match name {
+                None => Vec::new(),
+                Some(n) => {
+                    snap.list(
+                        Some((IndexName::Employee, n)),
+                        i64::MIN,
+                        until,
+                        None,
+                        next,
+                        usize::MAX,
+                        |_, _| Ok(true),
+                    )
+                    .map_err(storage_problem)?
+                    .0
+                }
+            };
             let mut dir = Directory::default();
             for s in seqs {
                 if let Some(bytes) = snap.entry(s).map_err(storage_problem)?

@@ -16,6 +16,7 @@ fn open(dir: &std::path::Path) -> Applier {
 
 fn list(a: &Applier, index: Option<(IndexName, &str)>) -> Vec<u64> {
     let snap = a.store().snapshot().unwrap();
+    let index = index.map(|(n, k)| (n, snap.name_id(n, k).unwrap().expect("a name filed under")));
     snap.list(index, i64::MIN, i64::MAX, None, u64::MAX, 1000, |_, _| {
         Ok(true)
     })

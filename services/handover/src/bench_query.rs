@@ -1,0 +1,368 @@
+//! The read side's benchmarks.
+//!
+//! - **Fan-out, end to end**: demo events appended to a [`Ledger`], published by the outbox to a
+//!   real nats-server, consumed, verified and applied by the query service (indexes, read
+//!   models, one transaction per batch): events/s from the first append to the last entry
+//!   applied, and the lag of each acknowledged batch (ack → applied here), against **raw
+//!   JetStream**: publishing the very same entry bytes with `Nats-Msg-Id` and pipelined acks, no
+//!   ledger and no consumer.
+//! - **Forensic queries** on a store of demo events (1,000,000 by default): p50/p99 over HTTP on
+//!   loopback of an employee timeline page (50 entries) and of a customer-owners history, through
+//!   the embedded default's router — each read recorded as an `AuditLogQueried` event (a durable
+//!   commit) before it is answered, as in production.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use bytes::Bytes;
+use ledger::http::auth::{Scope, TokenRecord, TokenSet, new_token, token_hash};
+use ledger::http::{AppState, router_with};
+use ledger::outbox::{OutboxConfig, Publisher};
+use ledger::{Ledger, LogStore, NewEntry, WriterConfig};
+use proto_types::EntryRef;
+use query::http::AuditSink;
+use query::source::{Backfill, LogReaderHandle, NatsConfig, follow_ledger, follow_nats};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// A nats-server of our own for the benchmark: JetStream in `dir`, a free loopback port.
+pub struct BenchNats {
+    child: Child,
+    pub url: String,
+}
+
+impl BenchNats {
+    /// # Errors
+    /// When the binary is missing or does not start.
+    pub fn start(bin: &Path, dir: &Path) -> anyhow::Result<BenchNats> {
+        use std::io::BufRead;
+        anyhow::ensure!(
+            bin.exists(),
+            "{}: no nats-server there (run .ci/install-tools, or give --nats-server PATH)",
+            bin.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut lines = std::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("Server is ready") => break,
+                Some(Ok(_)) => {}
+                _ => anyhow::bail!("nats-server exited before it was ready"),
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Ok(BenchNats {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+        })
+    }
+}
+
+impl Drop for BenchNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct FanoutFigures {
+    pub events: u64,
+    pub ours_per_s: f64,
+    pub raw_per_s: f64,
+    pub lag_p50: Duration,
+    pub lag_p99: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Append → JetStream → applied, then the same bytes raw into JetStream.
+///
+/// # Errors
+/// When a store, NATS or a task fails.
+pub async fn fanout(
+    dir: &Path,
+    nats: &BenchNats,
+    entries: Vec<NewEntry>,
+) -> anyhow::Result<FanoutFigures> {
+    let n = entries.len() as u64;
+    for f in ["fanout-ledger.redb", "fanout-query.redb"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let store = LogStore::open_or_create(&dir.join("fanout-ledger.redb"))?;
+    let (ledger, writer) = Ledger::start(store, WriterConfig::default())?;
+    let publisher = Publisher::start(ledger.clone(), OutboxConfig::new(nats.url.clone()));
+    let read = query::ReadSide::open(&dir.join("fanout-query.redb"))?;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let mut config = NatsConfig::new(nats.url.clone());
+    config.durable = format!("bench-{}", std::process::id());
+    // Only the stream feeds it: what is measured is the path through NATS.
+    let feed = tokio::spawn(follow_nats(
+        read.applier.clone(),
+        config,
+        Backfill::None,
+        stop_rx,
+    ));
+    let mut status = read.status.clone();
+    let recorder = tokio::spawn(async move {
+        let mut seen: Vec<(u64, Instant)> = Vec::new();
+        while status.changed().await.is_ok() {
+            let next = status.borrow_and_update().next_seq;
+            seen.push((next, Instant::now()));
+            if next >= n {
+                break;
+            }
+        }
+        seen
+    });
+
+    let started = Instant::now();
+    let batches: Vec<Vec<NewEntry>> = entries.chunks(1024).map(<[NewEntry]>::to_vec).collect();
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let mine: Vec<Vec<NewEntry>> = batches.iter().skip(w).step_by(4).cloned().collect();
+        let ledger = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::with_capacity(mine.len());
+            for b in mine {
+                let acks = ledger.append(b).await?;
+                acked.push((acks.last().map_or(0, |a| a.seq), Instant::now()));
+            }
+            anyhow::Ok(acked)
+        }));
+    }
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await??);
+    }
+    let seen = recorder.await?;
+    let took = started.elapsed();
+    let mut lags: Vec<Duration> = acked
+        .iter()
+        .map(|(seq, at)| {
+            seen.iter()
+                .find(|(next, _)| next > seq)
+                .map_or(Duration::ZERO, |(_, t)| t.saturating_duration_since(*at))
+        })
+        .collect();
+    lags.sort_unstable();
+    let _ = stop.send(true);
+    let _ = feed.await;
+    publisher.stop().await;
+    let stored: Vec<Vec<u8>> = ledger
+        .reader()
+        .entries(0, n as usize)?
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.join()).await?;
+
+    // The limit: the same bytes into JetStream, pipelined, with ids, nothing else.
+    let js = jetstream::new(async_nats::connect(nats.url.as_str()).await?);
+    let _ = js.delete_stream("RAW").await;
+    js.create_stream(jetstream::stream::Config {
+        name: "RAW".into(),
+        subjects: vec!["raw.>".into()],
+        storage: jetstream::stream::StorageType::File,
+        duplicate_window: Duration::from_secs(600),
+        ..Default::default()
+    })
+    .await?;
+    let started = Instant::now();
+    let mut inflight = VecDeque::new();
+    for bytes in &stored {
+        let id = hex::encode(
+            EntryRef::parse(bytes)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .hash(),
+        );
+        let msg = PublishMessage::build()
+            .payload(Bytes::copy_from_slice(bytes))
+            .message_id(id);
+        inflight.push_back(js.send_publish("raw.log", msg).await?);
+        if inflight.len() >= 512 {
+            inflight.pop_front().expect("non-empty").await?;
+        }
+    }
+    while let Some(ack) = inflight.pop_front() {
+        ack.await?;
+    }
+    let raw_took = started.elapsed();
+    js.delete_stream("RAW").await?;
+    Ok(FanoutFigures {
+        events: n,
+        ours_per_s: n as f64 / took.as_secs_f64(),
+        raw_per_s: n as f64 / raw_took.as_secs_f64(),
+        lag_p50: percentile(&lags, 0.50),
+        lag_p99: percentile(&lags, 0.99),
+    })
+}
+
+pub struct QueryFigures {
+    pub events: u64,
+    pub applied_per_s: f64,
+    pub requests: usize,
+    pub timeline_p50: Duration,
+    pub timeline_p99: Duration,
+    pub owners_p50: Duration,
+    pub owners_p99: Duration,
+}
+
+/// One keep-alive HTTP/1.1 connection for GETs.
+struct Getter {
+    stream: BufReader<tokio::net::TcpStream>,
+    host: String,
+    token: String,
+}
+
+impl Getter {
+    async fn get(&mut self, path: &str) -> anyhow::Result<u16> {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
+            self.host, self.token
+        );
+        self.stream.get_mut().write_all(req.as_bytes()).await?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse()?;
+            }
+        }
+        let mut body = vec![0; len];
+        self.stream.read_exact(&mut body).await?;
+        Ok(status)
+    }
+}
+
+/// Builds a store of `entries`, lets the read side apply it all, then times forensic queries
+/// over HTTP. `employees` and `customers` are the ids the demo used.
+///
+/// # Errors
+/// When a store or socket fails, or a query is refused.
+pub async fn forensic(
+    dir: &Path,
+    entries: Vec<NewEntry>,
+    employees: &[String],
+    customers: &[String],
+    requests: usize,
+) -> anyhow::Result<QueryFigures> {
+    let n = entries.len() as u64;
+    for f in ["forensic-ledger.redb", "forensic-query.redb"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let store = LogStore::open_or_create(&dir.join("forensic-ledger.redb"))?;
+    let (ledger, writer) = Ledger::start(store, WriterConfig::default())?;
+    let mut it = entries.into_iter();
+    loop {
+        let chunk: Vec<NewEntry> = it.by_ref().take(4096).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        ledger.append(chunk).await?;
+    }
+    let read = query::ReadSide::open(&dir.join("forensic-query.redb"))?;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let started = Instant::now();
+    let feed = tokio::spawn(follow_ledger(
+        read.applier.clone(),
+        LogReaderHandle::of(&ledger),
+        stop_rx,
+    ));
+    read.status.clone().wait_for(|s| s.next_seq >= n).await?;
+    let applied_per_s = n as f64 / started.elapsed().as_secs_f64();
+
+    let token = new_token();
+    let tokens = Arc::new(TokenSet::new(vec![TokenRecord {
+        name: "bench".into(),
+        hash: token_hash(&token),
+        scopes: vec![Scope::AuditRead],
+    }]));
+    let beside = crate::serve_cmd::beside(&read, tokens.clone(), AuditSink::Local(ledger.clone()));
+    let app = router_with(
+        AppState {
+            ledger: ledger.clone(),
+            tokens,
+        },
+        Some(beside),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop_http, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_http_rx.await;
+            })
+            .await
+    });
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let mut conn = Getter {
+        stream: BufReader::new(stream),
+        host: addr.to_string(),
+        token,
+    };
+    let (mut timeline, mut owners) = (Vec::new(), Vec::new());
+    for i in 0..requests {
+        let e = &employees[(i * 7919) % employees.len()];
+        let t = Instant::now();
+        let status = conn
+            .get(&format!("/v1/employees/{e}/timeline?limit=50"))
+            .await?;
+        anyhow::ensure!(status == 200, "timeline of {e} answered {status}");
+        timeline.push(t.elapsed());
+        let c = &customers[(i * 104_729) % customers.len()];
+        let t = Instant::now();
+        let status = conn.get(&format!("/v1/customers/{c}/owners")).await?;
+        anyhow::ensure!(status == 200, "owners of {c} answered {status}");
+        owners.push(t.elapsed());
+    }
+    let _ = stop_http.send(());
+    server.await??;
+    let _ = stop.send(true);
+    let _ = feed.await;
+    drop(read);
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.join()).await?;
+    timeline.sort_unstable();
+    owners.sort_unstable();
+    Ok(QueryFigures {
+        events: n,
+        applied_per_s,
+        requests,
+        timeline_p50: percentile(&timeline, 0.50),
+        timeline_p99: percentile(&timeline, 0.99),
+        owners_p50: percentile(&owners, 0.50),
+        owners_p99: percentile(&owners, 0.99),
+    })
+}
