@@ -5,7 +5,8 @@
 //!   models, one transaction per batch): events/s from the first append to the last entry
 //!   applied, and the lag of each acknowledged batch (ack → applied here), against **raw
 //!   JetStream**: publishing the very same entry bytes with `Nats-Msg-Id` and pipelined acks, no
-//!   ledger and no consumer.
+//!   ledger and no consumer — and, for context, the same with a bare consumer draining the
+//!   stream meanwhile (what the server itself costs to deliver).
 //! - **Forensic queries** on a store of demo events (1,000,000 by default): p50/p99 over HTTP on
 //!   loopback of an employee timeline page (50 entries) and of a customer-owners history, through
 //!   the embedded default's router — each read recorded as an `AuditLogQueried` event (a durable
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use ledger::http::auth::{Scope, TokenRecord, TokenSet, new_token, token_hash};
 use ledger::http::{AppState, router_with};
 use ledger::outbox::{OutboxConfig, Publisher};
@@ -80,8 +82,14 @@ pub struct FanoutFigures {
     pub events: u64,
     pub ours_per_s: f64,
     pub raw_per_s: f64,
+    /// Raw publishing with a consumer draining the stream at the same time.
+    pub raw_consumed_per_s: f64,
+    /// Lag (ack → applied) while the pipeline is saturated.
     pub lag_p50: Duration,
     pub lag_p99: Duration,
+    /// Lag at a steady 10,000 events/s.
+    pub steady_lag_p50: Duration,
+    pub steady_lag_p99: Duration,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -99,8 +107,10 @@ pub async fn fanout(
     dir: &Path,
     nats: &BenchNats,
     entries: Vec<NewEntry>,
+    steady: Vec<NewEntry>,
 ) -> anyhow::Result<FanoutFigures> {
     let n = entries.len() as u64;
+    let entries_n = n;
     for f in ["fanout-ledger.redb", "fanout-query.redb"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
@@ -161,12 +171,32 @@ pub async fn fanout(
         })
         .collect();
     lags.sort_unstable();
+
+    // Lag at a steady rate the pipeline sustains: batches of 100 every 10 ms (10,000 events/s).
+    let mut steady_lags = Vec::with_capacity(steady.len() / 100 + 1);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut status = read.status.clone();
+    for chunk in steady.chunks(100) {
+        tick.tick().await;
+        let acks = ledger.append(chunk.to_vec()).await?;
+        let (seq, at) = (acks.last().map_or(0, |a| a.seq), Instant::now());
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            status.wait_for(|s| s.next_seq > seq),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("entry {seq} was not applied within 30 s"))??;
+        steady_lags.push(at.elapsed());
+    }
+    steady_lags.sort_unstable();
     let _ = stop.send(true);
     let _ = feed.await;
     publisher.stop().await;
+    let n = n + steady.len() as u64;
     let stored: Vec<Vec<u8>> = ledger
         .reader()
-        .entries(0, n as usize)?
+        .entries(0, entries_n as usize)?
         .into_iter()
         .map(|(_, b)| b)
         .collect();
@@ -175,18 +205,75 @@ pub async fn fanout(
 
     // The limit: the same bytes into JetStream, pipelined, with ids, nothing else.
     let js = jetstream::new(async_nats::connect(nats.url.as_str()).await?);
-    let _ = js.delete_stream("RAW").await;
-    js.create_stream(jetstream::stream::Config {
-        name: "RAW".into(),
-        subjects: vec!["raw.>".into()],
-        storage: jetstream::stream::StorageType::File,
-        duplicate_window: Duration::from_secs(600),
-        ..Default::default()
+    let raw_took = raw_publish(&js, &stored, false).await?;
+    // And beside it, the same with a consumer draining the stream as it fills.
+    let raw_consumed_took = raw_publish(&js, &stored, true).await?;
+    let _ = n;
+    Ok(FanoutFigures {
+        events: entries_n,
+        ours_per_s: entries_n as f64 / took.as_secs_f64(),
+        raw_per_s: entries_n as f64 / raw_took.as_secs_f64(),
+        raw_consumed_per_s: entries_n as f64 / raw_consumed_took.as_secs_f64(),
+        lag_p50: percentile(&lags, 0.50),
+        lag_p99: percentile(&lags, 0.99),
+        steady_lag_p50: percentile(&steady_lags, 0.50),
+        steady_lag_p99: percentile(&steady_lags, 0.99),
     })
-    .await?;
+}
+
+/// Publishes `stored` to a fresh stream, pipelined with ids; with `consume`, a pull consumer
+/// drains it meanwhile (acking each batch), and the time runs until it has everything.
+async fn raw_publish(
+    js: &jetstream::Context,
+    stored: &[Vec<u8>],
+    consume: bool,
+) -> anyhow::Result<Duration> {
+    let _ = js.delete_stream("RAW").await;
+    let stream = js
+        .create_stream(jetstream::stream::Config {
+            name: "RAW".into(),
+            subjects: vec!["raw.>".into()],
+            storage: jetstream::stream::StorageType::File,
+            duplicate_window: Duration::from_secs(600),
+            ..Default::default()
+        })
+        .await?;
+    let n = stored.len();
+    let drain = if consume {
+        let consumer: jetstream::consumer::PullConsumer = stream
+            .create_consumer(jetstream::consumer::pull::Config {
+                durable_name: Some("raw".into()),
+                ack_policy: jetstream::consumer::AckPolicy::All,
+                max_ack_pending: 100_000,
+                ..Default::default()
+            })
+            .await?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(4096)
+            .messages()
+            .await?;
+        Some(tokio::spawn(async move {
+            let mut got = 0;
+            while got < n {
+                let m = messages
+                    .next()
+                    .await
+                    .ok_or_else(|| anyhow::anyhow!("the raw consumer stopped"))?
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                got += 1;
+                if got % 1024 == 0 || got == n {
+                    m.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+            }
+            anyhow::Ok(())
+        }))
+    } else {
+        None
+    };
     let started = Instant::now();
     let mut inflight = VecDeque::new();
-    for bytes in &stored {
+    for bytes in stored {
         let id = hex::encode(
             EntryRef::parse(bytes)
                 .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -203,15 +290,12 @@ pub async fn fanout(
     while let Some(ack) = inflight.pop_front() {
         ack.await?;
     }
-    let raw_took = started.elapsed();
+    if let Some(d) = drain {
+        d.await??;
+    }
+    let took = started.elapsed();
     js.delete_stream("RAW").await?;
-    Ok(FanoutFigures {
-        events: n,
-        ours_per_s: n as f64 / took.as_secs_f64(),
-        raw_per_s: n as f64 / raw_took.as_secs_f64(),
-        lag_p50: percentile(&lags, 0.50),
-        lag_p99: percentile(&lags, 0.99),
-    })
+    Ok(took)
 }
 
 pub struct QueryFigures {
