@@ -40,6 +40,8 @@ pub enum ClientError {
 #[derive(Debug)]
 pub struct LogRange {
     pub entries: Vec<(u64, Vec<u8>)>,
+    /// The hash of the entry before the range (genesis for a range from seq 0).
+    pub anchor: proto_types::chain::Hash32,
     /// The ledger's next seq when it answered.
     pub ledger_next: Option<u64>,
 }
@@ -121,8 +123,10 @@ impl LedgerClient {
             .get(NEXT_SEQ_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
+        let (anchor, entries) = parse_export(&body)?;
         Ok(LogRange {
-            entries: parse_export(&body)?,
+            entries,
+            anchor,
             ledger_next,
         })
     }
@@ -153,8 +157,12 @@ impl LedgerClient {
     }
 }
 
-/// The records of an export file, as `(seq, entry bytes)`; seqs follow from the header.
-fn parse_export(body: &[u8]) -> Result<Vec<(u64, Vec<u8>)>, ClientError> {
+/// The anchor and records of an export file, as `(seq, entry bytes)`; seqs follow from the
+/// header.
+#[allow(clippy::type_complexity)]
+fn parse_export(
+    body: &[u8],
+) -> Result<(proto_types::chain::Hash32, Vec<(u64, Vec<u8>)>), ClientError> {
     let bad = |why: &str| ClientError::Malformed(why.to_string());
     let head: &[u8; FILE_HEADER_LEN] = body
         .get(..FILE_HEADER_LEN)
@@ -174,5 +182,5 @@ fn parse_export(body: &[u8]) -> Result<Vec<(u64, Vec<u8>)>, ClientError> {
         out.push((header.first_seq + i, entry.to_vec()));
         rest = &rest[4 + len..];
     }
-    Ok(out)
+    Ok((header.anchor, out))
 }
