@@ -171,7 +171,12 @@ impl Applier {
             id
         };
         IdKeys {
-            actor: id(IndexName::Actor, &keys.actor),
+            // An employee's own actions are found through `by_employee`; only system actors
+            // (HR, identity providers, the audited readers) need rows of their own.
+            actor: keys
+                .actor
+                .starts_with("system:")
+                .then(|| id(IndexName::Actor, &keys.actor)),
             kind: id(IndexName::Kind, keys.kind),
             employees: keys
                 .employees

@@ -9,8 +9,9 @@
 //!
 //! Tables:
 //! - `entries`: seq → entry bytes (verified before they were written);
-//! - `by_time`: (occurred_at µs, seq); `by_actor`, `by_employee`, `by_customer`, `by_kind`:
-//!   (name id, occurred_at µs, seq) — the order a forensic listing is read in;
+//! - `by_time`: (occurred_at µs, seq); `by_actor` (system actors only: an employee's own actions
+//!   are in `by_employee`), `by_employee`, `by_customer`, `by_kind`: (name id, occurred_at µs,
+//!   seq) — the order a forensic listing is read in;
 //! - `names`: `a:ACTOR`, `e:EMPLOYEE`, `c:CUSTOMER`, `k:KIND` → a u32 name id. Index keys are
 //!   fixed-width: half the cost of keys that carry the strings, at the applier's rate;
 //! - `employees`: id → employee document; `handovers`: leaver → handover document;
@@ -74,7 +75,8 @@ pub struct Progress {
 /// An entry's index keys, as name ids.
 #[derive(Debug, Clone, Default)]
 pub struct IdKeys {
-    pub actor: u32,
+    /// System actors only (`system:NAME`); an employee's actions are in `by_employee`.
+    pub actor: Option<u32>,
     pub kind: u32,
     pub employees: Vec<u32>,
     pub customers: Vec<u32>,
@@ -258,7 +260,9 @@ impl QueryStore {
             for (seq, bytes, k) in &batch.entries {
                 entries.insert(*seq, *bytes)?;
                 by_time.insert((k.at, *seq), ())?;
-                by_actor.insert((k.actor, k.at, *seq), ())?;
+                if let Some(a) = k.actor {
+                    by_actor.insert((a, k.at, *seq), ())?;
+                }
                 by_kind.insert((k.kind, k.at, *seq), ())?;
                 for e in &k.employees {
                     by_employee.insert((*e, k.at, *seq), ())?;

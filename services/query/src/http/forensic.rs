@@ -109,6 +109,8 @@ pub struct ListParams {
 }
 
 struct Listing {
+    /// Keep only entries whose actor is this employee.
+    actor_employee: Option<String>,
     index: Option<(IndexName, String)>,
     also: Vec<(IndexName, String)>,
     from: i64,
@@ -162,8 +164,15 @@ fn listing(p: &ListParams, subject: Option<(IndexName, String)>) -> Result<Listi
         return Err(Problem::unprocessable("from is after to").with("field", "from"));
     }
     let mut wanted: Vec<(IndexName, String)> = subject.into_iter().collect();
+    // An employee actor: their entries, then only those they did themselves.
+    let mut actor_employee = None;
     if let Some(a) = &p.actor {
-        wanted.push((IndexName::Actor, a.clone()));
+        if a.starts_with("system:") {
+            wanted.push((IndexName::Actor, a.clone()));
+        } else {
+            wanted.insert(0, (IndexName::Employee, a.clone()));
+            actor_employee = Some(a.clone());
+        }
     }
     if let Some(c) = &p.customer {
         wanted.push((IndexName::Customer, c.clone()));
@@ -173,6 +182,7 @@ fn listing(p: &ListParams, subject: Option<(IndexName, String)>) -> Result<Listi
     }
     let mut wanted = wanted.into_iter();
     Ok(Listing {
+        actor_employee,
         index: wanted.next(),
         also: wanted.collect(),
         from,
@@ -231,7 +241,10 @@ fn run_listing(snap: &Snapshot, l: &Listing) -> Result<(Value, u64), Problem> {
                             return Ok(false);
                         }
                     }
-                    Ok(true)
+                    match &l.actor_employee {
+                        None => Ok(true),
+                        Some(a) => Ok(snap.entry(seq)?.is_some_and(|b| acted_by(&b, a))),
+                    }
                 },
             )
             .map_err(storage_problem)?,
@@ -248,6 +261,14 @@ fn run_listing(snap: &Snapshot, l: &Listing) -> Result<(Value, u64), Problem> {
         "next_cursor": last.map(|(at, seq)| encode_cursor(at, seq, below)),
     });
     Ok((envelope(below, &head, body), n))
+}
+
+/// Whether the entry's event was done by employee `id`.
+fn acted_by(bytes: &[u8], id: &str) -> bool {
+    EntryRef::parse(bytes)
+        .ok()
+        .and_then(|e| Event::decode(e.payload()).ok())
+        .is_some_and(|ev| ev.actor.employee().is_some_and(|e| e.as_str() == id))
 }
 
 fn path_and_query(uri: &Uri) -> String {

@@ -173,13 +173,23 @@ async fn every_forensic_query_states_its_log_position_and_is_recorded_before_it_
     assert_eq!(exports["head_hash"], hashes[18]);
     assert_eq!(exports["events"][0]["fields"]["count"], 2);
     assert_eq!(exports["next_cursor"], Value::Null);
+    // Filtered by actor: only what E-2 did, not what was done to E-2's account.
+    let by_e2 = api.ok("/v1/events?actor=E-2").await;
+    assert_eq!(seqs(&by_e2), vec![4, 5, 6, 7, 9, 11, 18]);
+    let by_hr = api
+        .ok("/v1/events?actor=system:hr-system&customer=C-1")
+        .await;
+    assert_eq!(seqs(&by_hr), vec![15, 16]);
     // The first read is in the log now, and the next answer reflects it.
     api.caught_up().await;
     let c1 = api
         .ok("/v1/events?customer=C-1&to=2026-09-01T00:25:00Z")
         .await;
     assert_eq!(seqs(&c1), vec![4, 6, 7, 9]);
-    assert_eq!(c1["as_of_seq"], 19, "the recorded read is entry 19");
+    assert_eq!(
+        c1["as_of_seq"], 21,
+        "the three recorded reads are entries 19 to 21"
+    );
 
     let timeline = api.ok("/v1/employees/E-2/timeline").await;
     let kinds: Vec<&str> = timeline["events"]
@@ -270,15 +280,16 @@ async fn every_forensic_query_states_its_log_position_and_is_recorded_before_it_
     );
     assert_eq!(entry["kind"], "customers_exported");
 
-    // Eleven answers, eleven records, each naming the token's holder and what was asked.
+    // Thirteen answers, thirteen records, each naming the token's holder and what was asked.
     let records = api.audit_records();
-    assert_eq!(records.len(), 11, "{records:?}");
+    assert_eq!(records.len(), 13, "{records:?}");
     assert!(records.iter().all(|(actor, _)| actor == "system:siem"));
     assert_eq!(
         records[0].1,
         "GET /v1/events?actor=E-2&kind=customers_exported"
     );
-    assert_eq!(records[10].1, "GET /v1/entries/11");
+    assert_eq!(records[1].1, "GET /v1/events?actor=E-2");
+    assert_eq!(records[12].1, "GET /v1/entries/11");
 }
 
 #[tokio::test]
