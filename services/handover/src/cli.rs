@@ -33,6 +33,8 @@ pub enum Command {
     Ledger(crate::serve_cmd::ServeArgs),
     /// Run the read side alone: consume the stream, verify, serve forensic queries.
     Query(crate::query_cmd::QueryArgs),
+    /// Rebuild the read side (DATA/query.redb) from the log.
+    Rebuild(crate::rebuild_cmd::RebuildArgs),
     /// Manage API tokens (stored hashed in the configuration file).
     Token(crate::token_cmd::TokenArgs),
     /// Append a reproducible, realistic CRM history through the real append path.
@@ -63,6 +65,7 @@ pub fn main() -> ExitCode {
         )),
         Command::Ledger(a) => crate::serve_cmd::run(a, false),
         Command::Query(a) => crate::query_cmd::run(a),
+        Command::Rebuild(a) => crate::rebuild_cmd::run(a),
         Command::Token(a) => crate::token_cmd::run(a),
         Command::Demo(a) => crate::demo_cmd::run(a),
         Command::Verify(a) => crate::verify_cmd::run(a),

@@ -6,6 +6,7 @@
 //! - [`serve_cmd`]: `handover serve`, ledger, write API and read side in one process; and
 //!   `handover ledger`, the write side alone.
 //! - [`query_cmd`]: `handover query`, the read side alone, fed by JetStream.
+//! - [`rebuild_cmd`]: `handover rebuild`, the read side rebuilt from the log.
 //! - [`token_cmd`]: `handover token add|list|revoke`.
 //! - [`data_dir`]: where a data directory keeps its files.
 //! - [`demo`]: the reproducible CRM history generator; [`demo_cmd`] appends it through the ledger.
@@ -29,6 +30,7 @@ pub mod demo_cmd;
 pub mod export_cmd;
 pub mod progress;
 pub mod query_cmd;
+pub mod rebuild_cmd;
 pub mod serve_cmd;
 pub mod token_cmd;
 pub mod verify_cmd;

@@ -228,3 +228,29 @@ pub fn export_store(
     w.finish()?;
     Ok(ExportSummary { header, bytes })
 }
+
+/// Calls `f(seq, entry bytes)` for each entry of the store at `path` in seq order, reading it
+/// read-only, until `f` returns false. Returns the store's entry count. (No checks: a reader that
+/// needs them verifies what it is given.)
+///
+/// # Errors
+/// [`OpenError`] when the path is not a readable Handover store, or a read fails.
+pub fn for_each_entry(
+    path: &Path,
+    mut f: impl FnMut(u64, &[u8]) -> bool,
+) -> Result<u64, OpenError> {
+    let (db, head) = store::open_read_only(path)?;
+    let storage = |source: redb::Error| OpenError::Storage {
+        path: path.to_path_buf(),
+        source,
+    };
+    let txn = db.begin_read().map_err(|e| storage(e.into()))?;
+    let log = txn.open_table(LOG).map_err(|e| storage(e.into()))?;
+    for item in log.iter().map_err(|e| storage(e.into()))? {
+        let (k, v) = item.map_err(|e| storage(e.into()))?;
+        if !f(k.value(), v.value()) {
+            break;
+        }
+    }
+    Ok(head.next_seq)
+}

@@ -7,7 +7,7 @@
 //! records the break durably, and applies nothing after it ever again: the store never holds an
 //! entry past a break, so nothing past it can be served as good.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use projections::State;
@@ -251,7 +251,8 @@ impl Applier {
         let mut verifier = self.verifier.clone();
         let mut batch = Batch::default();
         let mut gap = None;
-        let mut touched_employees: BTreeSet<EmployeeId> = BTreeSet::new();
+        // Each touched employee with the seq of the last event that touched them.
+        let mut touched_employees: BTreeMap<EmployeeId, u64> = BTreeMap::new();
         let mut touched_handovers: BTreeSet<EmployeeId> = BTreeSet::new();
         for (seq, bytes) in entries {
             let next = verifier.next_seq();
@@ -284,14 +285,14 @@ impl Applier {
                 batch.owners.push(doc);
             }
             note_plan(&mut self.planned, *seq, &event);
-            touched(&event, &mut touched_employees, &mut touched_handovers);
+            touched(&event, *seq, &mut touched_employees, &mut touched_handovers);
             self.state.apply(&event);
             batch.entries.push((*seq, bytes.as_slice(), keys));
         }
         let last = verifier.next_seq().saturating_sub(1);
-        for id in &touched_employees {
+        for (id, seq) in &touched_employees {
             if let Some(e) = self.state.directory.get(id) {
-                let doc = views::employee(&self.state, e, last);
+                let doc = views::employee(&self.state, e, *seq);
                 batch
                     .employees
                     .insert(id.to_string(), serde_json::to_vec(&doc).expect("json"));
@@ -375,15 +376,16 @@ fn note_plan(planned: &mut HashMap<EmployeeId, u64>, seq: u64, event: &Event) {
 /// The employees and handovers whose documents `event` changes.
 fn touched(
     event: &Event,
-    employees: &mut BTreeSet<EmployeeId>,
+    seq: u64,
+    employees: &mut BTreeMap<EmployeeId, u64>,
     handovers: &mut BTreeSet<EmployeeId>,
 ) {
     if let Some(subject) = projections::directory::subject(&event.kind) {
-        employees.insert(subject.clone());
+        employees.insert(subject.clone(), seq);
     }
     match &event.kind {
         EventKind::HandoverPlanned { leaver, .. } => {
-            employees.insert(leaver.clone());
+            employees.insert(leaver.clone(), seq);
             handovers.insert(leaver.clone());
         }
         EventKind::OwnershipTransferred { from, .. } => {

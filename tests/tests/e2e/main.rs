@@ -6,5 +6,6 @@ mod crash;
 mod deployments;
 mod fanout;
 mod helpers;
+mod rebuild;
 mod serve;
 mod tamper;
