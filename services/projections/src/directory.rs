@@ -65,6 +65,15 @@ impl Employee {
     pub fn is_deleted(&self) -> bool {
         matches!(self.status, AccountStatus::Deleted { .. })
     }
+    /// Since when the employee can no longer act or own anything: the account's disable (or
+    /// deletion), else the departure.
+    pub fn inactive_since(&self) -> Option<Timestamp> {
+        self.disabled_since().or(match self.employment {
+            Employment::Departed { effective_at, .. } => Some(effective_at),
+            _ => None,
+        })
+    }
+
     /// When the account stopped being usable, if it has.
     pub fn disabled_since(&self) -> Option<Timestamp> {
         match self.status {

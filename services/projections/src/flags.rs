@@ -43,10 +43,7 @@ pub fn immediate(directory: &Directory, event: &Event) -> Option<Flag> {
     let Some(e) = directory.get(id) else {
         return Some(Flag::UnknownActor);
     };
-    let since = e.disabled_since().or(match e.employment {
-        crate::directory::Employment::Departed { effective_at, .. } => Some(effective_at),
-        _ => None,
-    })?;
+    let since = e.inactive_since()?;
     Some(Flag::ActivityAfterDisable {
         gap_micros: event.occurred_at.0 - since.0,
         disabled_at: since,

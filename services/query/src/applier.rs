@@ -13,7 +13,7 @@ use std::sync::Arc;
 use projections::State;
 use proto_types::chain::{BreakKind, ChainVerifier, Hash32};
 use proto_types::event::{EventKind, Resource};
-use proto_types::ids::EmployeeId;
+use proto_types::ids::{CustomerId, EmployeeId};
 use proto_types::{EntryRef, Event};
 use serde_json::json;
 use tokio::sync::watch;
@@ -254,6 +254,7 @@ impl Applier {
         // Each touched employee with the seq of the last event that touched them.
         let mut touched_employees: BTreeMap<EmployeeId, u64> = BTreeMap::new();
         let mut touched_handovers: BTreeSet<EmployeeId> = BTreeSet::new();
+        let mut touched_customers: BTreeSet<CustomerId> = BTreeSet::new();
         for (seq, bytes) in entries {
             let next = verifier.next_seq();
             if *seq < next {
@@ -287,6 +288,7 @@ impl Applier {
             note_plan(&mut self.planned, *seq, &event);
             touched(&event, *seq, &mut touched_employees, &mut touched_handovers);
             self.state.apply(&event);
+            orphan_candidates(&self.state, &event, &mut touched_customers);
             batch.entries.push((*seq, bytes.as_slice(), keys));
         }
         let last = verifier.next_seq().saturating_sub(1);
@@ -306,6 +308,14 @@ impl Applier {
                     .handovers
                     .insert(id.to_string(), serde_json::to_vec(&doc).expect("json"));
             }
+        }
+        for c in &touched_customers {
+            let doc = self
+                .state
+                .ownership
+                .orphan(&self.state.directory, c)
+                .map(|o| serde_json::to_vec(&views::orphan(&o)).expect("json"));
+            batch.orphans.insert(c.to_string(), doc);
         }
         let applied = batch.entries.len();
         if applied > 0 || batch.broken.is_some() {
@@ -394,6 +404,32 @@ fn touched(
         EventKind::HandoverItemCompleted { leaver, .. }
         | EventKind::HandoverCompleted { leaver } => {
             handovers.insert(leaver.clone());
+        }
+        _ => {}
+    }
+}
+
+/// The customers whose orphan status `event` may have changed (judged after it is applied).
+fn orphan_candidates(state: &State, event: &Event, out: &mut BTreeSet<CustomerId>) {
+    match &event.kind {
+        EventKind::EmployeeHired { employee, .. }
+        | EventKind::EmployeeDeparted { employee, .. }
+        | EventKind::AccountDisabled { employee, .. }
+        | EventKind::AccountReenabled { employee, .. }
+        | EventKind::AccountDeleted { employee, .. } => {
+            for r in state.ownership.held_by(employee) {
+                if let Resource::Customer(c) = r {
+                    out.insert(c.clone());
+                }
+            }
+        }
+        EventKind::CustomerCreated { customer, .. }
+        | EventKind::CustomerDeleted { customer }
+        | EventKind::OwnershipTransferred {
+            resource: Resource::Customer(customer),
+            ..
+        } => {
+            out.insert(customer.clone());
         }
         _ => {}
     }

@@ -15,7 +15,8 @@
 //! - `names`: `a:ACTOR`, `e:EMPLOYEE`, `c:CUSTOMER`, `k:KIND` → a u32 name id. Index keys are
 //!   fixed-width: half the cost of keys that carry the strings, at the applier's rate;
 //! - `employees`: id → employee document; `handovers`: leaver → handover document;
-//!   `owners`: (customer, seq) → ownership change;
+//!   `owners`: (customer, seq) → ownership change; `orphans`: customer → why nobody active owns
+//!   it, and since when;
 //! - `meta`: `store` = `handover-query`, `format_version`, `next_seq`, `head` (hash of the last
 //!   applied entry), `break` (the first entry that failed verification, once found).
 
@@ -45,6 +46,7 @@ const BY_EMPLOYEE: TableDefinition<(u32, i64, u64), ()> = TableDefinition::new("
 const BY_CUSTOMER: TableDefinition<(u32, i64, u64), ()> = TableDefinition::new("by_customer");
 const BY_KIND: TableDefinition<(u32, i64, u64), ()> = TableDefinition::new("by_kind");
 const NAMES: TableDefinition<&str, u32> = TableDefinition::new("names");
+const ORPHANS: TableDefinition<&str, &[u8]> = TableDefinition::new("orphans");
 const EMPLOYEES: TableDefinition<&str, &[u8]> = TableDefinition::new("employees");
 const HANDOVERS: TableDefinition<&str, &[u8]> = TableDefinition::new("handovers");
 const OWNERS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("owners");
@@ -94,6 +96,8 @@ pub struct Batch<'a> {
     pub handovers: BTreeMap<String, Vec<u8>>,
     /// (customer, seq, change document).
     pub owners: Vec<(String, u64, Vec<u8>)>,
+    /// Orphaned customers: the document, or `None` when it no longer is one.
+    pub orphans: BTreeMap<String, Option<Vec<u8>>>,
     /// A break found after the entries above.
     pub broken: Option<IntegrityBreak>,
 }
@@ -283,6 +287,17 @@ impl QueryStore {
             for (c, seq, doc) in &batch.owners {
                 owners.insert((c.as_str(), *seq), doc.as_slice())?;
             }
+            let mut orphans = txn.open_table(ORPHANS)?;
+            for (c, doc) in &batch.orphans {
+                match doc {
+                    Some(d) => {
+                        orphans.insert(c.as_str(), d.as_slice())?;
+                    }
+                    None => {
+                        orphans.remove(c.as_str())?;
+                    }
+                }
+            }
             let mut meta = txn.open_table(META)?;
             meta.insert("next_seq", next_seq.to_le_bytes().as_slice())?;
             meta.insert("head", head.as_slice())?;
@@ -346,6 +361,7 @@ fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(HANDOVERS)?;
     txn.open_table(OWNERS)?;
     txn.open_table(NAMES)?;
+    txn.open_table(ORPHANS)?;
     Ok(())
 }
 
@@ -481,6 +497,18 @@ impl Snapshot {
     /// Storage errors.
     pub fn employees(&self, mut f: impl FnMut(&[u8])) -> Result<(), redb::Error> {
         let t = self.txn.open_table(EMPLOYEES)?;
+        for item in t.iter()? {
+            f(item?.1.value());
+        }
+        Ok(())
+    }
+
+    /// Every orphaned customer's document, in customer order.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn orphans(&self, mut f: impl FnMut(&[u8])) -> Result<(), redb::Error> {
+        let t = self.txn.open_table(ORPHANS)?;
         for item in t.iter()? {
             f(item?.1.value());
         }

@@ -234,6 +234,19 @@ pub fn employee(state: &State, e: &Employee, seq: u64) -> Value {
     })
 }
 
+/// An orphaned customer: whose it was, why they cannot look after it, since when.
+pub fn orphan(o: &projections::ownership::Orphan<'_>) -> Value {
+    json!({
+        "customer": o.customer.id,
+        "name": o.customer.name,
+        "owner": o.customer.owner,
+        "owner_name": o.owner.map(|e| e.name.as_str()),
+        "owner_status": o.owner.map_or("unknown", status),
+        "since": time(o.since),
+        "since_us": o.since.0,
+    })
+}
+
 /// A leaver's handover: the plan, what is still to transfer, the checklist.
 pub fn handover(plan: &Plan, planned_seq: u64) -> Value {
     let remaining: Vec<Value> = plan

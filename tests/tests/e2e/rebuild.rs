@@ -38,6 +38,7 @@ fn rows(path: &std::path::Path) -> Vec<(String, Vec<String>)> {
     dump!("employees", &str, &[u8]);
     dump!("handovers", &str, &[u8]);
     dump!("owners", (&str, u64), &[u8]);
+    dump!("orphans", &str, &[u8]);
     out
 }
 

@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<QueryState> {
         .routes(routes!(owners))
         .routes(routes!(handover))
         .routes(routes!(entry))
+        .routes(routes!(orphaned))
 }
 
 /// The most entries one page holds.
@@ -629,4 +630,75 @@ async fn entry(
         })
         .await?;
     answer(&q, &caller, &uri, "entry", started, out).await
+}
+
+/// Customers nobody active owns — their owner departed or was disabled — and that have not been
+/// handed over, longest-orphaned first, with the successor the handover plan names. For HR (scope
+/// `hr`) and the security team (`audit:read`).
+#[utoipa::path(get, path = "/v1/handover/orphaned", tag = "forensic",
+    responses(
+        (status = 200, description = "`orphaned`: customer, name, owner, owner_status, since, orphaned_for_seconds, orphaned_for_days, planned_successor; `count`", body = Object),
+        (status = 401, description = "No valid token", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "The token has neither the hr nor the audit:read scope", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn orphaned(
+    State(q): State<QueryState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<Value>, Problem> {
+    if caller.require(Scope::Hr).is_err() {
+        caller.require(Scope::AuditRead)?;
+    }
+    let started = Instant::now();
+    let now = Timestamp::now().0;
+    let out = q
+        .read(move |snap| {
+            let (next, head) = snap.position().map_err(storage_problem)?;
+            let mut list: Vec<Value> = Vec::new();
+            snap.orphans(|doc| {
+                if let Ok(v) = serde_json::from_slice::<Value>(doc) {
+                    list.push(v);
+                }
+            })
+            .map_err(storage_problem)?;
+            list.sort_by_key(|v| {
+                (
+                    v["since_us"].as_i64().unwrap_or(0),
+                    v["customer"].to_string(),
+                )
+            });
+            for v in &mut list {
+                let since = v["since_us"].as_i64().unwrap_or(now);
+                let secs = (now - since).max(0) / 1_000_000;
+                let owner = v["owner"].as_str().unwrap_or_default().to_string();
+                let successor = snap
+                    .handover(&owner)
+                    .map_err(storage_problem)?
+                    .and_then(|d| serde_json::from_slice::<Value>(&d).ok())
+                    .and_then(|plan| {
+                        plan["assignments"].as_array().and_then(|a| {
+                            a.iter()
+                                .find(|x| {
+                                    x["resource"]["type"] == "customer"
+                                        && x["resource"]["id"] == v["customer"]
+                                })
+                                .map(|x| x["successor"].clone())
+                        })
+                    })
+                    .unwrap_or(Value::Null);
+                if let Some(m) = v.as_object_mut() {
+                    m.remove("since_us");
+                    m.insert("orphaned_for_seconds".into(), secs.into());
+                    m.insert("orphaned_for_days".into(), (secs / 86_400).into());
+                    m.insert("planned_successor".into(), successor);
+                }
+            }
+            let n = list.len() as u64;
+            Ok((
+                envelope(next, &head, json!({"count": n, "orphaned": list})),
+                n,
+            ))
+        })
+        .await?;
+    answer(&q, &caller, &uri, "orphaned", started, out).await
 }

@@ -67,6 +67,7 @@ pub struct Api {
     pub read: ReadSide,
     pub siem: String,
     pub crm: String,
+    pub hr: String,
     _stop: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
@@ -78,7 +79,7 @@ impl Api {
         let (ledger, _writer) = Ledger::start(store, ledger::WriterConfig::default()).unwrap();
         ledger.append(story()).await.unwrap();
         let read = ReadSide::open(&dir.path().join("query.redb")).unwrap();
-        let (siem, crm) = (new_token(), new_token());
+        let (siem, crm, hr) = (new_token(), new_token(), new_token());
         let tokens = Arc::new(TokenSet::new(vec![
             TokenRecord {
                 name: "siem".into(),
@@ -89,6 +90,11 @@ impl Api {
                 name: "crm".into(),
                 hash: token_hash(&crm),
                 scopes: vec![Scope::Ingest],
+            },
+            TokenRecord {
+                name: "hr-system".into(),
+                hash: token_hash(&hr),
+                scopes: vec![Scope::Hr],
             },
         ]));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -104,6 +110,7 @@ impl Api {
             read,
             siem,
             crm,
+            hr,
             _stop: stop,
             _dir: dir,
         };
@@ -443,5 +450,46 @@ async fn status_and_integrity_say_how_far_the_read_side_is() {
     let (status, _, _) = api.get("/readyz", None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _, _) = api.get("/v1/status", Some(&api.crm)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn customers_left_without_an_active_owner_are_listed_for_hr_longest_first() {
+    let api = Api::start().await;
+    let (status, _, body) = api.get("/v1/handover/orphaned", Some(&api.hr)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // E-2 left with C-1 and C-2; C-1 was handed over, C-2 was not.
+    assert_eq!(body["count"], 1);
+    let c2 = &body["orphaned"][0];
+    assert_eq!(
+        (
+            c2["customer"].as_str(),
+            c2["owner"].as_str(),
+            c2["owner_status"].as_str()
+        ),
+        (Some("C-2"), Some("E-2"), Some("departed"))
+    );
+    assert_eq!(c2["planned_successor"], "E-1");
+    assert_eq!(c2["since"], "2026-09-02T09:20:00.000000Z");
+    assert!(c2["orphaned_for_days"].as_u64().unwrap() >= 1);
+    // Handed over now: it leaves the list.
+    api.ledger
+        .append(vec![ev(
+            "late-transfer",
+            crate::hr(),
+            2300,
+            EventKind::OwnershipTransferred {
+                resource: proto_types::event::Resource::Customer(cust("C-2")),
+                from: crate::emp("E-2"),
+                to: crate::emp("E-1"),
+                reason: "handover".into(),
+            },
+        )])
+        .await
+        .unwrap();
+    api.caught_up().await;
+    let after = api.ok("/v1/handover/orphaned").await;
+    assert_eq!(after["count"], 0, "{after}");
+    let (status, _, _) = api.get("/v1/handover/orphaned", Some(&api.crm)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
