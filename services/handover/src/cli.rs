@@ -35,6 +35,9 @@ pub enum Command {
     Query(crate::query_cmd::QueryArgs),
     /// Rebuild the read side (DATA/query.redb) from the log.
     Rebuild(crate::rebuild_cmd::RebuildArgs),
+    /// Fold a store's events into the projections and report the rate (for `handover bench`).
+    #[command(hide = true)]
+    ReplayProjections(crate::rebuild_cmd::ReplayArgs),
     /// Manage API tokens (stored hashed in the configuration file).
     Token(crate::token_cmd::TokenArgs),
     /// Append a reproducible, realistic CRM history through the real append path.
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Ledger(a) => crate::serve_cmd::run(a, false),
         Command::Query(a) => crate::query_cmd::run(a),
         Command::Rebuild(a) => crate::rebuild_cmd::run(a),
+        Command::ReplayProjections(a) => crate::rebuild_cmd::replay(a),
         Command::Token(a) => crate::token_cmd::run(a),
         Command::Demo(a) => crate::demo_cmd::run(a),
         Command::Verify(a) => crate::verify_cmd::run(a),

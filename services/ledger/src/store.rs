@@ -24,6 +24,8 @@ use redb::{
 
 /// The file name of the store inside a data directory.
 pub const STORE_FILE: &str = "ledger.redb";
+/// The page cache of a read-only open (verify, export, replay).
+const READ_ONLY_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// The store format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 const STORE_KIND: &[u8] = b"handover-ledger";
@@ -284,7 +286,11 @@ pub fn open_read_only(path: &Path) -> Result<(ReadOnlyDatabase, Head), OpenError
             OpenError::NotFound(path.to_path_buf())
         });
     }
-    let db = ReadOnlyDatabase::open(path).map_err(|e| map_db_error(path, e))?;
+    // Readers walk the log once, in order: a small cache keeps their memory flat.
+    let db = redb::Builder::new()
+        .set_cache_size(READ_ONLY_CACHE_BYTES)
+        .open_read_only(path)
+        .map_err(|e| map_db_error(path, e))?;
     let head = check_meta(&db, path)?;
     Ok((db, head))
 }
