@@ -272,10 +272,16 @@ pub enum EventKind {
         department: Option<String>,
         title: Option<String>,
     },
+    /// What a role grants, from now on, to everyone who holds it (a later definition of the
+    /// same role replaces this one). Modules it does not name get `Level::None`.
+    RoleDefined {
+        role: RoleName,
+        permissions: Vec<(Module, Level)>,
+    },
 }
 
 /// Every kind's [`EventKind::name`], in declaration order.
-pub const KIND_NAMES: [&str; 30] = [
+pub const KIND_NAMES: [&str; 31] = [
     "employee_hired",
     "role_granted",
     "role_revoked",
@@ -306,6 +312,7 @@ pub const KIND_NAMES: [&str; 30] = [
     "audit_log_queried",
     "retention_policy_set",
     "employee_updated",
+    "role_defined",
 ];
 
 impl EventKind {
@@ -342,6 +349,7 @@ impl EventKind {
             EventKind::AuditLogQueried { .. } => "audit_log_queried",
             EventKind::RetentionPolicySet { .. } => "retention_policy_set",
             EventKind::EmployeeUpdated { .. } => "employee_updated",
+            EventKind::RoleDefined { .. } => "role_defined",
         }
     }
 }
@@ -568,6 +576,13 @@ pub(crate) mod tests {
                 department: None,
                 title: Some("Senior Account Executive".into()),
             },
+            EventKind::RoleDefined {
+                role: RoleName::parse("sales-rep").unwrap(),
+                permissions: vec![
+                    (Module::Customers, Level::Write),
+                    (Module::Export, Level::Read),
+                ],
+            },
         ]
     }
 
@@ -596,7 +611,7 @@ pub(crate) mod tests {
             assert_eq!(Event::decode(&bytes).unwrap(), event);
             assert!(names.insert(event.kind.name()), "{}", event.kind.name());
         }
-        assert_eq!(names.len(), 30);
+        assert_eq!(names.len(), KIND_NAMES.len());
     }
 
     /// Golden bytes: if this fails, an encoding changed and old logs would no longer decode.

@@ -243,6 +243,7 @@ impl DemoGenerator {
     fn set_up(&mut self) {
         // Hiring and customer records are set up on the Sunday before the first working day.
         let t0 = self.day_start(0).plus_micros(-18 * 60 * MINUTE);
+        let mut defined: Vec<RoleName> = Vec::new();
         for i in 0..self.emps.len() {
             let at = t0.plus_micros(i as i64 * 1_000_000);
             let name = format!("{} {}", self.rng.pick(FIRST), self.rng.pick(LAST));
@@ -283,22 +284,36 @@ impl DemoGenerator {
                 )
             };
             let employee = self.emps[i].id.clone();
-            self.push(
-                self.hr.clone(),
-                at.plus_micros(1),
-                EventKind::RoleGranted {
-                    employee: employee.clone(),
-                    role: RoleName::parse(role).expect("valid role"),
-                },
-            );
-            for (k, (module, level)) in levels.iter().enumerate() {
+            let role = RoleName::parse(role).expect("valid role");
+            // Each role is defined once, before it is first granted.
+            if !defined.contains(&role) {
+                defined.push(role.clone());
                 self.push(
                     self.hr.clone(),
-                    at.plus_micros(2 + k as i64),
+                    at.plus_micros(1),
+                    EventKind::RoleDefined {
+                        role: role.clone(),
+                        permissions: levels.to_vec(),
+                    },
+                );
+            }
+            self.push(
+                self.hr.clone(),
+                at.plus_micros(2),
+                EventKind::RoleGranted {
+                    employee: employee.clone(),
+                    role,
+                },
+            );
+            // Reps may also report on what they sell.
+            if !self.emps[i].is_manager && i % 3 == 0 {
+                self.push(
+                    self.hr.clone(),
+                    at.plus_micros(3),
                     EventKind::PermissionGranted {
                         employee: employee.clone(),
-                        module: *module,
-                        level: *level,
+                        module: Module::Reports,
+                        level: Level::Write,
                     },
                 );
             }

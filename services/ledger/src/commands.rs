@@ -55,6 +55,11 @@ pub enum Command {
         employee: EmployeeId,
         module: Module,
     },
+    /// What a role grants from now on (replacing its earlier definition).
+    DefineRole {
+        role: RoleName,
+        permissions: Vec<(Module, Level)>,
+    },
     SubmitResignation {
         employee: EmployeeId,
         notice_date: Date,
@@ -298,6 +303,24 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<EventKind>, Comman
             Ok(vec![EventKind::PermissionRevoked {
                 employee: id.clone(),
                 module: *module,
+            }])
+        }
+        Command::DefineRole { role, permissions } => {
+            let mut seen = std::collections::BTreeMap::new();
+            for (m, l) in permissions {
+                if seen.insert(*m, *l).is_some() {
+                    return Err(Unprocessable(format!(
+                        "role {role} names {m:?} more than once"
+                    )));
+                }
+            }
+            // Defining a role as it already is records nothing.
+            if state.directory.role(role) == Some(&seen) {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventKind::RoleDefined {
+                role: role.clone(),
+                permissions: seen.into_iter().collect(),
             }])
         }
         Command::SubmitResignation {
@@ -1148,6 +1171,46 @@ mod tests {
         let ev = when(&s, moved).unwrap();
         assert!(
             matches!(&ev[..], [EventKind::EmployeeUpdated { manager: Some(Some(m)), title: Some(t), name: None, .. }] if m == &e("E-3") && t == "Lead")
+        );
+    }
+
+    #[test]
+    fn a_role_definition_is_recorded_once_and_names_each_module_once() {
+        let role = RoleName::parse("auditor").unwrap();
+        let define = |permissions: Vec<(Module, Level)>| Command::DefineRole {
+            role: role.clone(),
+            permissions,
+        };
+        let s = given(vec![]);
+        let events = when(&s, define(vec![(Module::Reports, Level::Read)])).unwrap();
+        assert_eq!(
+            events,
+            vec![EventKind::RoleDefined {
+                role: role.clone(),
+                permissions: vec![(Module::Reports, Level::Read)]
+            }]
+        );
+        let s = then_apply(s, &events);
+        // The same definition again: nothing to record.
+        assert_eq!(
+            when(&s, define(vec![(Module::Reports, Level::Read)])).unwrap(),
+            vec![]
+        );
+        assert!(matches!(
+            when(
+                &s,
+                define(vec![
+                    (Module::Export, Level::Read),
+                    (Module::Export, Level::Admin)
+                ])
+            ),
+            Err(Unprocessable(_))
+        ));
+        assert_eq!(
+            when(&s, define(vec![(Module::Reports, Level::Write)]))
+                .unwrap()
+                .len(),
+            1
         );
     }
 }

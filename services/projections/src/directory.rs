@@ -86,6 +86,8 @@ impl Employee {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Directory {
     employees: HashMap<EmployeeId, Employee>,
+    /// What each defined role grants.
+    roles: BTreeMap<RoleName, BTreeMap<Module, Level>>,
 }
 
 impl Directory {
@@ -99,6 +101,33 @@ impl Directory {
 
     pub fn len(&self) -> usize {
         self.employees.len()
+    }
+
+    /// What `role` grants, if it is defined.
+    pub fn role(&self, role: &RoleName) -> Option<&BTreeMap<Module, Level>> {
+        self.roles.get(role)
+    }
+
+    /// What the employee may do: for each module, the highest level their direct grants and the
+    /// definitions of their roles give; nothing at all unless the account is active and they
+    /// have not departed. Modules at `Level::None` are left out.
+    pub fn effective(&self, e: &Employee) -> BTreeMap<Module, Level> {
+        let mut out: BTreeMap<Module, Level> = BTreeMap::new();
+        if !e.is_active() {
+            return out;
+        }
+        let granted = e
+            .roles
+            .iter()
+            .filter_map(|r| self.roles.get(r))
+            .flatten()
+            .chain(&e.permissions);
+        for (m, l) in granted {
+            let entry = out.entry(*m).or_insert(Level::None);
+            *entry = (*entry).max(*l);
+        }
+        out.retain(|_, l| *l > Level::None);
+        out
     }
 
     pub fn is_empty(&self) -> bool {
@@ -163,6 +192,10 @@ impl Directory {
                         e.title = v.clone();
                     }
                 }
+            }
+            EventKind::RoleDefined { role, permissions } => {
+                self.roles
+                    .insert(role.clone(), permissions.iter().copied().collect());
             }
             EventKind::RoleGranted { employee, role } => {
                 if let Some(e) = self.employees.get_mut(employee) {
@@ -256,5 +289,92 @@ pub fn subject(kind: &EventKind) -> Option<&EmployeeId> {
         | EventKind::AccountReenabled { employee, .. }
         | EventKind::AccountDeleted { employee, .. } => Some(employee),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto_types::Actor;
+    use proto_types::ids::SystemId;
+
+    fn ev(kind: EventKind) -> Event {
+        Event {
+            id: None,
+            actor: Actor::System(SystemId::parse("hr").unwrap()),
+            occurred_at: Timestamp(1),
+            kind,
+        }
+    }
+    fn role(s: &str) -> RoleName {
+        RoleName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn effective_permissions_are_the_highest_of_direct_grants_and_role_definitions() {
+        let id = EmployeeId::parse("E-1").unwrap();
+        let mut d = Directory::default();
+        for kind in [
+            EventKind::EmployeeHired {
+                employee: id.clone(),
+                name: "A".into(),
+                email: String::new(),
+                manager: None,
+                department: String::new(),
+                title: String::new(),
+            },
+            EventKind::RoleDefined {
+                role: role("sales-rep"),
+                permissions: vec![
+                    (Module::Customers, Level::Write),
+                    (Module::Export, Level::Read),
+                ],
+            },
+            EventKind::RoleGranted {
+                employee: id.clone(),
+                role: role("sales-rep"),
+            },
+            EventKind::RoleGranted {
+                employee: id.clone(),
+                role: role("never-defined"),
+            },
+            EventKind::PermissionGranted {
+                employee: id.clone(),
+                module: Module::Export,
+                level: Level::Admin,
+            },
+        ] {
+            d.apply(&ev(kind));
+        }
+        let e = d.get(&id).unwrap();
+        assert_eq!(
+            d.effective(e).into_iter().collect::<Vec<_>>(),
+            vec![
+                (Module::Customers, Level::Write),
+                (Module::Export, Level::Admin)
+            ]
+        );
+        // A redefinition applies to everyone holding the role, from then on.
+        d.apply(&ev(EventKind::RoleDefined {
+            role: role("sales-rep"),
+            permissions: vec![
+                (Module::Customers, Level::Read),
+                (Module::Deals, Level::None),
+            ],
+        }));
+        let e = d.get(&id).unwrap();
+        assert_eq!(
+            d.effective(e).into_iter().collect::<Vec<_>>(),
+            vec![
+                (Module::Customers, Level::Read),
+                (Module::Export, Level::Admin)
+            ]
+        );
+        // A disabled account may do nothing, whatever it was granted.
+        d.apply(&ev(EventKind::AccountDisabled {
+            employee: id.clone(),
+            reason: "departure".into(),
+        }));
+        assert!(d.effective(d.get(&id).unwrap()).is_empty());
     }
 }

@@ -1,8 +1,8 @@
 //! Pure folds over the log: the same events in the same order give the same state.
 //!
 //! # Layout
-//! - [`directory`]: employees, their account status, employment (resigned, departed), roles and
-//!   direct permissions.
+//! - [`directory`]: employees, their account status, employment (resigned, departed), roles,
+//!   direct permissions, what each role grants, and the effective permissions that follow.
 //! - [`ownership`]: who owns each customer and deal.
 //! - [`handover`]: each leaver's handover plan and checklist.
 //! - [`flags`]: anomalies that can be told from one event and the state before it

@@ -287,6 +287,17 @@ impl Applier {
             }
             note_plan(&mut self.planned, *seq, &event);
             touched(&event, *seq, &mut touched_employees, &mut touched_handovers);
+            if let EventKind::RoleDefined { role, .. } = &event.kind {
+                // What everyone holding the role may do has changed.
+                for e in self
+                    .state
+                    .directory
+                    .iter()
+                    .filter(|e| e.roles.contains(role))
+                {
+                    touched_employees.insert(e.id.clone(), *seq);
+                }
+            }
             self.state.apply(&event);
             orphan_candidates(&self.state, &event, &mut touched_customers);
             batch.entries.push((*seq, bytes.as_slice(), keys));

@@ -125,6 +125,9 @@ pub fn fields(kind: &EventKind) -> Value {
         EventKind::HandoverItemCompleted { leaver, item } => {
             json!({"leaver": leaver, "item": item_name(*item)})
         }
+        EventKind::RoleDefined { role, permissions } => {
+            json!({"role": role, "permissions": levels(permissions.iter().copied())})
+        }
         // The rest hold only strings, numbers and ids: serde's own form is the readable one.
         other => match serde_json::to_value(other) {
             Ok(Value::Object(mut m)) if m.len() == 1 => m
@@ -164,6 +167,15 @@ pub fn entry(bytes: &[u8]) -> Value {
         m.insert("fields".into(), fields(&ev.kind));
     }
     v
+}
+
+/// Module → level, as the API names them.
+pub fn levels(it: impl IntoIterator<Item = (Module, Level)>) -> Value {
+    Value::Object(
+        it.into_iter()
+            .map(|(m, l)| (module_name(m).to_string(), Value::from(level_name(l))))
+            .collect(),
+    )
 }
 
 /// `active`, `resigned`, `departed`, `disabled` (an account switched off without a departure),
@@ -229,7 +241,8 @@ pub fn employee(state: &State, e: &Employee, seq: u64) -> Value {
         "resignation": resignation,
         "departure": departure,
         "roles": e.roles,
-        "permissions": e.permissions.iter().map(|(m, l)| (module_name(*m).to_string(), Value::from(level_name(*l)))).collect::<Map<_, _>>(),
+        "permissions": levels(e.permissions.iter().map(|(m, l)| (*m, *l))),
+        "effective": levels(state.directory.effective(e)),
         "updated_seq": seq,
     })
 }

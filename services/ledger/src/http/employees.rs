@@ -39,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(transfer))
         .routes(routes!(complete_item))
         .routes(routes!(reenable))
+        .routes(routes!(define_role))
 }
 
 /// How a command can be refused; nothing is written then.
@@ -154,6 +155,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::RevokeRole { .. } => "revoke_role",
         Command::GrantPermission { .. } => "grant_permission",
         Command::RevokePermission { .. } => "revoke_permission",
+        Command::DefineRole { .. } => "define_role",
         Command::SubmitResignation { .. } => "submit_resignation",
         Command::Depart { .. } => "depart",
         Command::Transfer { .. } => "transfer",
@@ -286,12 +288,7 @@ async fn grant_permission(
     caller.require(Scope::Hr)?;
     let employee = path_employee(id)?;
     let dto: PermissionDto = json_body(&headers, body)?;
-    let level = match dto.level {
-        LevelDto::None => Level::None,
-        LevelDto::Read => Level::Read,
-        LevelDto::Write => Level::Write,
-        LevelDto::Admin => Level::Admin,
-    };
+    let level = level_of(dto.level);
     let command = Command::GrantPermission {
         employee,
         module: dto.module.into(),
@@ -299,6 +296,53 @@ async fn grant_permission(
     };
     let r = run(&app, &caller, command).await?;
     Ok(Json(Outcome::of(&r)))
+}
+
+/// What a role grants: each module named, with its level.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDefinitionDto {
+    /// Module → level, e.g. `{"customers": "write", "export": "read"}`.
+    permissions: std::collections::BTreeMap<String, LevelDto>,
+}
+
+/// Defines (or redefines) what a role grants to everyone who holds it, from now on. Scope `hr`.
+/// A definition equal to the current one records nothing.
+#[utoipa::path(put, path = "/v1/roles/{role}", tag = "hr", params(("role" = String, Path, description = "The role name")), request_body = RoleDefinitionDto,
+    responses((status = 200, description = "Defined", body = Outcome), CommandRefusals))]
+async fn define_role(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(role): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Outcome>, Problem> {
+    caller.require(Scope::Hr)?;
+    let role = RoleName::parse(role)
+        .map_err(|e| Problem::bad_request(format!("role: {e}")).with("field", "role"))?;
+    let dto: RoleDefinitionDto = json_body(&headers, body)?;
+    let mut permissions = Vec::with_capacity(dto.permissions.len());
+    for (module, level) in dto.permissions {
+        let m: ModuleDto = serde_json::from_value(serde_json::Value::String(module.clone()))
+            .map_err(|_| {
+                Problem::bad_request(format!(
+                    "permissions.{module}: not a module (customers, deals, reports, export, settings)"
+                ))
+                .with("field", format!("permissions.{module}"))
+            })?;
+        permissions.push((Module::from(m), level_of(level)));
+    }
+    let r = run(&app, &caller, Command::DefineRole { role, permissions }).await?;
+    Ok(Json(Outcome::of(&r)))
+}
+
+fn level_of(l: LevelDto) -> Level {
+    match l {
+        LevelDto::None => Level::None,
+        LevelDto::Read => Level::Read,
+        LevelDto::Write => Level::Write,
+        LevelDto::Admin => Level::Admin,
+    }
 }
 
 #[utoipa::path(delete, path = "/v1/employees/{id}/permissions/{module}", tag = "hr", params(("id" = String, Path, description = "The employee id"), ("module" = ModuleDto, Path, description = "The module")),

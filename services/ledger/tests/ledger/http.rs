@@ -626,7 +626,7 @@ async fn the_openapi_document_is_3_1_and_lists_exactly_the_routes_that_answer() 
             );
         }
     }
-    assert_eq!(operations, 29, "every operation of the API is documented");
+    assert_eq!(operations, 30, "every operation of the API is documented");
     // And a route that is not documented does not answer.
     let r = app
         .send("POST", "/v1/employees/E-1/promote", None, None, "")
@@ -738,4 +738,70 @@ async fn a_range_of_the_log_comes_as_a_verifiable_export_for_audit_readers_only(
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(get("/v1/log", crm).await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_role_is_defined_by_put_and_bad_definitions_are_refused_writing_nothing() {
+    let app = app();
+    let put = |body: &str, token: Option<String>| {
+        let app = &app;
+        let body = body.to_string();
+        async move {
+            app.send(
+                "PUT",
+                "/v1/roles/sales-rep",
+                token.as_deref(),
+                Some(Body::from(body)),
+                "application/json",
+            )
+            .await
+        }
+    };
+    let ok = put(
+        r#"{"permissions": {"customers": "write", "export": "read"}}"#,
+        Some(app.hr.clone()),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert_eq!(ok.body["recorded"][0]["type"], "role_defined");
+    let head = *app.ledger.head_watch().borrow();
+    for (body, token, status) in [
+        (
+            r#"{"permissions": {"customers": "write", "export": "read"}}"#,
+            Some(app.hr.clone()),
+            StatusCode::OK,
+        ),
+        (
+            r#"{"permissions": {"payroll": "read"}}"#,
+            Some(app.hr.clone()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r#"{"permissions": {"customers": "owner"}}"#,
+            Some(app.hr.clone()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r#"{"grants": {}}"#,
+            Some(app.hr.clone()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r#"{"permissions": {}}"#,
+            Some(app.ingest.clone()),
+            StatusCode::FORBIDDEN,
+        ),
+        (r#"{"permissions": {}}"#, None, StatusCode::UNAUTHORIZED),
+    ] {
+        let r = put(body, token).await;
+        assert_eq!(r.status, status, "{body}: {}", r.text);
+        if status != StatusCode::OK {
+            assert_eq!(r.content_type, "application/problem+json");
+        }
+    }
+    assert_eq!(
+        *app.ledger.head_watch().borrow(),
+        head,
+        "an unchanged definition and every refusal write nothing"
+    );
 }

@@ -460,8 +460,28 @@ async fn permissions(
                     .0
                 }
             };
+            // The role definitions as they stood at `at`, then the employee's own history.
             let mut dir = Directory::default();
-            for s in seqs {
+            let defined = snap
+                .name_id(IndexName::Kind, "role_defined")
+                .map_err(storage_problem)?;
+            let definitions = match defined {
+                None => Vec::new(),
+                Some(k) => {
+                    snap.list(
+                        Some((IndexName::Kind, k)),
+                        i64::MIN,
+                        until,
+                        None,
+                        next,
+                        usize::MAX,
+                        |_, _| Ok(true),
+                    )
+                    .map_err(storage_problem)?
+                    .0
+                }
+            };
+            for s in definitions.into_iter().chain(seqs) {
                 if let Some(bytes) = snap.entry(s).map_err(storage_problem)?
                     && let Ok(e) = EntryRef::parse(&bytes)
                     && let Ok(ev) = Event::decode(e.payload())
@@ -480,18 +500,20 @@ async fn permissions(
                         AccountStatus::Disabled { .. } => "disabled",
                         AccountStatus::Deleted { .. } => "deleted",
                     };
-                    let perms: serde_json::Map<String, Value> = e
-                        .permissions
+                    let roles: serde_json::Map<String, Value> = e
+                        .roles
                         .iter()
-                        .map(|(m, l)| (views::module_name(*m).into(), views::level_name(*l).into()))
+                        .map(|r| {
+                            let granted = dir.role(r).map_or(Value::Null, |d| {
+                                views::levels(d.iter().map(|(m, l)| (*m, *l)))
+                            });
+                            (r.to_string(), granted)
+                        })
                         .collect();
-                    let effective = if e.is_active() {
-                        perms.clone()
-                    } else {
-                        serde_json::Map::new()
-                    };
                     json!({"employee": id, "account": account, "roles": e.roles,
-                           "permissions": perms, "effective": effective})
+                           "role_definitions": roles,
+                           "permissions": views::levels(e.permissions.iter().map(|(m, l)| (*m, *l))),
+                           "effective": views::levels(dir.effective(e))})
                 }
             };
             let mut body = envelope(next, &head, body);

@@ -493,3 +493,51 @@ async fn customers_left_without_an_active_owner_are_listed_for_hr_longest_first(
     let (status, _, _) = api.get("/v1/handover/orphaned", Some(&api.crm)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn effective_permissions_at_a_time_follow_the_role_definitions_of_that_time() {
+    let api = Api::start().await;
+    // sales-rep (granted to E-2 at minute 2) is defined only at minute 1500.
+    api.ledger
+        .append(vec![ev(
+            "define-rep",
+            crate::hr(),
+            1500,
+            EventKind::RoleDefined {
+                role: proto_types::ids::RoleName::parse("sales-rep").unwrap(),
+                permissions: vec![
+                    (
+                        proto_types::event::Module::Customers,
+                        proto_types::event::Level::Write,
+                    ),
+                    (
+                        proto_types::event::Module::Export,
+                        proto_types::event::Level::Read,
+                    ),
+                ],
+            },
+        )])
+        .await
+        .unwrap();
+    api.caught_up().await;
+    let before = api
+        .ok("/v1/employees/E-2/permissions?at=2026-09-01T08:00:00Z")
+        .await;
+    assert_eq!(before["effective"], json!({"export": "write"}));
+    assert_eq!(before["role_definitions"], json!({"sales-rep": null}));
+    let after = api
+        .ok("/v1/employees/E-2/permissions?at=2026-09-02T02:00:00Z")
+        .await;
+    assert_eq!(
+        after["effective"],
+        json!({"customers": "write", "export": "write"}),
+        "the higher of the role's read and the direct write"
+    );
+    assert_eq!(
+        after["role_definitions"],
+        json!({"sales-rep": {"customers": "write", "export": "read"}})
+    );
+    // Departed since: nothing, whatever the roles say.
+    let now = api.ok("/v1/employees/E-2/permissions").await;
+    assert_eq!(now["effective"], json!({}));
+}
