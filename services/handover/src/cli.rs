@@ -33,6 +33,8 @@ pub enum Command {
     Ledger(crate::serve_cmd::ServeArgs),
     /// Run the read side alone: consume the stream, verify, serve forensic queries.
     Query(crate::query_cmd::QueryArgs),
+    /// Export a leaver's customers, deals or activity (CSV, JSON, NDJSON) from a running Handover.
+    Export(crate::leaver_export_cmd::LeaverExportArgs),
     /// Rebuild the read side (DATA/query.redb) from the log.
     Rebuild(crate::rebuild_cmd::RebuildArgs),
     /// Fold a store's events into the projections and report the rate (for `handover bench`).
@@ -69,6 +71,7 @@ pub fn main() -> ExitCode {
         Command::Ledger(a) => crate::serve_cmd::run(a, false),
         Command::Query(a) => crate::query_cmd::run(a),
         Command::Rebuild(a) => crate::rebuild_cmd::run(a),
+        Command::Export(a) => crate::leaver_export_cmd::run(a),
         Command::ReplayProjections(a) => crate::rebuild_cmd::replay(a),
         Command::Token(a) => crate::token_cmd::run(a),
         Command::Demo(a) => crate::demo_cmd::run(a),

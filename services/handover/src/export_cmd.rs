@@ -65,7 +65,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A temporary file beside `out`, after checking `out` can be written there.
-fn temp_beside(out: &std::path::Path) -> anyhow::Result<tempfile::NamedTempFile> {
+pub(crate) fn temp_beside(out: &std::path::Path) -> anyhow::Result<tempfile::NamedTempFile> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

@@ -11,7 +11,8 @@
 //! - [`data_dir`]: where a data directory keeps its files.
 //! - [`demo`]: the reproducible CRM history generator; [`demo_cmd`] appends it through the ledger.
 //! - [`verify_cmd`]: `handover verify`, over a store or an export file.
-//! - [`export_cmd`]: `handover export-log`.
+//! - [`export_cmd`]: `handover export-log`; [`leaver_export_cmd`]: `handover export`, a leaver's
+//!   data from the forensic API.
 //! - [`bench`]: `handover bench`, the log's benchmark against its raw-redb and pure-BLAKE3 limits;
 //!   [`bench_ingest`]: the write API over HTTP against appending directly; [`bench_query`]: the
 //!   fan-out through NATS against raw JetStream, and forensic query latency.
@@ -28,6 +29,7 @@ pub mod data_dir;
 pub mod demo;
 pub mod demo_cmd;
 pub mod export_cmd;
+pub mod leaver_export_cmd;
 pub mod progress;
 pub mod query_cmd;
 pub mod rebuild_cmd;

@@ -131,6 +131,59 @@ impl LedgerClient {
         })
     }
 
+    /// GETs `path` and streams a successful body into `out` as it arrives (nothing is held
+    /// whole): the content type. Any other status is an error carrying the body's text.
+    ///
+    /// # Errors
+    /// [`ClientError`], or the writer's error as [`ClientError::Connect`].
+    pub async fn download(
+        &self,
+        path: &str,
+        out: &mut impl std::io::Write,
+    ) -> Result<String, ClientError> {
+        let connect =
+            |e: &dyn std::fmt::Display| ClientError::Connect(self.authority.clone(), e.to_string());
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| connect(&e))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| connect(&e))?;
+        let driver = tokio::spawn(conn);
+        let req = Request::builder()
+            .uri(path)
+            .header(header::HOST, &self.authority)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::BadUrl(e.to_string()))?;
+        let res = sender.send_request(req).await.map_err(|e| connect(&e))?;
+        let status = res.status();
+        let content_type = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let mut body = res.into_body();
+        if status != StatusCode::OK {
+            let text = body.collect().await.map_err(|e| connect(&e))?.to_bytes();
+            driver.abort();
+            return Err(ClientError::Status(
+                status,
+                String::from_utf8_lossy(&text).into_owned(),
+            ));
+        }
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| connect(&e))?;
+            if let Some(data) = frame.data_ref() {
+                out.write_all(data).map_err(|e| connect(&e))?;
+            }
+        }
+        driver.abort();
+        Ok(content_type)
+    }
+
     /// Records a forensic read on the ledger.
     ///
     /// # Errors

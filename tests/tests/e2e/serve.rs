@@ -262,3 +262,61 @@ fn an_export_taken_from_a_running_ledger_verifies_offline() {
     }
     assert_eq!(server.stop().0, 0);
 }
+
+/// `handover export`: a leaver's customers from the running service into a CSV file that Excel
+/// opens (UTF-8 with BOM); refusals exit 2 and leave the file alone.
+#[test]
+fn a_leavers_customers_export_to_a_csv_file_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo_store(dir.path(), "5");
+    let hr_auditor = token(&data, "hr-team", "audit:read");
+    let server = Server::start(&data);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, text) = http(&server.addr, "GET", "/v1/status", Some(&hr_auditor), None);
+        if serde_json::from_str::<Value>(&text).unwrap()["lag"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = dir.path().join("E-0002.csv");
+    let export = |token: Option<&str>, employee: &str| {
+        let mut cmd = handover();
+        cmd.args(["export", "--employee", employee, "--format", "csv", "--out"])
+            .arg(&out)
+            .args(["--url", &format!("http://{}", server.addr)]);
+        match token {
+            Some(t) => cmd.env("HANDOVER_TOKEN", t),
+            None => cmd.env_remove("HANDOVER_TOKEN"),
+        };
+        let o = cmd.output().unwrap();
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, said) = export(Some(&hr_auditor), "E-0002");
+    assert_eq!(code, 0, "{said}");
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[..3], "\u{feff}".as_bytes());
+    let text = std::str::from_utf8(&bytes[3..]).unwrap();
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("customer,name,owner_now"));
+    assert!(lines.count() >= 1, "{text}");
+    for (token, employee, named) in [
+        (None, "E-0002", "HANDOVER_TOKEN"),
+        (Some("hov_forged"), "E-0002", "401"),
+        (Some(hr_auditor.as_str()), "E-9999", "404"),
+    ] {
+        let (code, said) = export(token, employee);
+        assert_eq!(code, 2, "{said}");
+        assert!(said.contains(named), "{named}: {said}");
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            bytes,
+            "the earlier export is untouched"
+        );
+    }
+    assert_eq!(server.stop().0, 0);
+}

@@ -4,12 +4,14 @@
 //! - [`forensic`]: events, timelines, employees, permissions at a time, owners, handovers,
 //!   single entries. Every answer names the log position it reflects (`as_of_seq`,
 //!   `head_hash`), and is given only once the read is recorded as an `AuditLogQueried` event.
+//! - [`export`]: a leaver's customers, deals or activity as CSV, JSON or NDJSON, streamed.
 //! - [`ops`]: `/v1/status`, `/v1/integrity`, and, when the query service runs alone,
 //!   `/healthz`, `/readyz`, `/metrics` and `/v1/openapi.json`.
 //!
 //! Authentication and problem documents are the ledger's (`ledger::http::auth`,
 //! `ledger::http::problem`): one token file, one error format for the whole product.
 
+pub mod export;
 pub mod forensic;
 pub mod ops;
 
@@ -113,6 +115,7 @@ pub(crate) fn storage_problem(e: impl std::fmt::Display) -> Problem {
 pub fn forensic_routes() -> OpenApiRouter<QueryState> {
     OpenApiRouter::new()
         .merge(forensic::router())
+        .merge(export::router())
         .merge(ops::status_router())
 }
 

@@ -541,3 +541,213 @@ async fn effective_permissions_at_a_time_follow_the_role_definitions_of_that_tim
     let now = api.ok("/v1/employees/E-2/permissions").await;
     assert_eq!(now["effective"], json!({}));
 }
+
+impl Client {
+    /// The raw body of a GET, with its content type.
+    pub async fn raw(&self, path: &str, token: &str) -> (StatusCode, String, Vec<u8>) {
+        let req = Request::builder()
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let ct = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, ct, bytes.to_vec())
+    }
+}
+
+#[tokio::test]
+async fn a_leavers_customers_deals_and_activity_export_as_csv_json_and_ndjson() {
+    let api = Api::start().await;
+    let tricky = "Zhang \"Big\" Trading, 张伟贸易\nGmbH";
+    api.ledger
+        .append(vec![ev(
+            "tricky",
+            by("E-2"),
+            1200,
+            EventKind::CustomerCreated {
+                customer: cust("C-3"),
+                name: tricky.into(),
+                owner: crate::emp("E-2"),
+            },
+        )])
+        .await
+        .unwrap();
+    api.caught_up().await;
+    let siem = api.siem.clone();
+    let get = |path: &str| {
+        let (c, path, siem) = (&api.client, path.to_string(), siem.clone());
+        async move { c.raw(&path, &siem).await }
+    };
+
+    // CSV: a BOM, the header, one row per customer; quoting survives commas, quotes, newlines
+    // and Chinese.
+    let (status, ct, body) = get("/v1/employees/E-2/export?days=365").await;
+    assert_eq!(
+        (status, ct.as_str()),
+        (StatusCode::OK, "text/csv; charset=utf-8")
+    );
+    assert_eq!(&body[..3], "\u{feff}".as_bytes());
+    let mut reader = csv::Reader::from_reader(&body[3..]);
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        vec![
+            "customer",
+            "name",
+            "owner_now",
+            "owned_from",
+            "owned_until",
+            "interactions",
+            "last_interaction_at",
+            "last_interaction"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let by_id: std::collections::BTreeMap<&str, &csv::StringRecord> =
+        rows.iter().map(|r| (&r[0], r)).collect();
+    assert_eq!(
+        by_id.keys().copied().collect::<Vec<_>>(),
+        vec!["C-1", "C-2", "C-3"]
+    );
+    assert_eq!(&by_id["C-3"][1], tricky);
+    assert_eq!(
+        (&by_id["C-1"][2], &by_id["C-1"][4]),
+        ("E-1", "2026-09-02T11:00:00.000000Z")
+    );
+    assert_eq!((&by_id["C-2"][2], &by_id["C-2"][4]), ("E-2", ""));
+    // Within the default 90 days, C-1 (handed over in September) is no longer the leaver's.
+    let (_, _, body) = get("/v1/employees/E-2/export").await;
+    let ids: Vec<String> = csv::Reader::from_reader(&body[3..])
+        .records()
+        .map(|r| r.unwrap()[0].to_string())
+        .collect();
+    assert_eq!(ids, vec!["C-2", "C-3"]);
+
+    // JSON: the position, and each customer's history of interactions.
+    let (_, ct, body) = get("/v1/employees/E-2/export?format=json&days=365").await;
+    assert_eq!(ct, "application/json");
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert!(doc["as_of_seq"].as_u64().unwrap() >= 19);
+    let c1 = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["customer"] == "C-1")
+        .unwrap();
+    let kinds: Vec<&str> = c1["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "customer_created",
+            "deal_created",
+            "customer_viewed",
+            "deal_updated",
+            "handover_planned",
+            "ownership_transferred"
+        ]
+    );
+
+    // Deals, with amounts and the latest stage.
+    let (_, ct, body) = get("/v1/employees/E-2/export?format=ndjson&what=deals&days=365").await;
+    assert_eq!(ct, "application/x-ndjson");
+    let lines: Vec<Value> = std::str::from_utf8(&body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(
+        (
+            lines[0]["deal"].as_str(),
+            lines[0]["amount"].as_str(),
+            lines[0]["currency"].as_str(),
+            lines[0]["stage"].as_str(),
+            lines[0]["status"].as_str()
+        ),
+        (
+            Some("D-1"),
+            Some("9900.00"),
+            Some("EUR"),
+            Some("negotiation"),
+            Some("open")
+        )
+    );
+
+    // Activity: only what E-2 did.
+    let (_, _, body) = get("/v1/employees/E-2/export?format=ndjson&what=activity&days=365").await;
+    let seqs: Vec<u64> = std::str::from_utf8(&body)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![4, 5, 6, 7, 9, 11, 19, 18],
+        "by the time they happened"
+    );
+
+    // Each export is recorded.
+    let records = api.audit_records();
+    assert!(
+        records.iter().any(|(a, q)| a == "system:siem"
+            && q == "GET /v1/employees/E-2/export?format=ndjson&what=deals&days=365"),
+        "{records:?}"
+    );
+
+    let head = api.head();
+    for (path, token, want) in [
+        (
+            "/v1/employees/E-2/export?format=xml",
+            siem.clone(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/employees/E-2/export?what=salary",
+            siem.clone(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/employees/E-2/export?days=0",
+            siem.clone(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/employees/E-2/export?days=many",
+            siem.clone(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/employees/E-404/export",
+            siem.clone(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/employees/E-2/export",
+            api.crm.clone(),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let (status, ct, _) = api.client.raw(path, &token).await;
+        assert_eq!(
+            (status, ct.as_str()),
+            (want, "application/problem+json"),
+            "{path}"
+        );
+    }
+    assert_eq!(api.head(), head, "a refused export records nothing");
+}
