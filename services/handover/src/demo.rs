@@ -3,9 +3,11 @@
 //! A sales organisation of managers and reps is hired and given roles and permissions; customers
 //! and deals are created; on every weekday each employee logs in at their own usual hour, works on
 //! (mostly their own) customers and deals, and logs out. A few reps resign, work out a notice
-//! period and depart; their customers and open deals are handed over to their manager. One
-//! planted case: the first leaver exports the whole customer list during the notice period, late
-//! in the evening.
+//! period and depart; their customers and open deals are handed over to their manager. Planted
+//! cases (see [`DemoGenerator::planted`]): a leaver sweeps through the customer records and exports
+//! the whole list late in the evening of the notice period; another moves colleagues' customers to themselves before
+//! resigning; a third's account is used the day after it was disabled. One rep's normal work is
+//! heavy but steady.
 //!
 //! The generator has its own PRNG (SplitMix64) so that a seed means the same history in every
 //! build, whatever a random-number crate does between versions.
@@ -124,6 +126,11 @@ struct Emp {
     start_minute: i64,
     subnet: u8,
     status: Status,
+    /// Between resignation and departure: no routine exports then.
+    in_notice: bool,
+    /// Reads several times as many customers as the others, every day (a negative control for
+    /// the volume rule).
+    heavy: bool,
 }
 
 struct Deal {
@@ -151,6 +158,8 @@ pub struct DemoGenerator {
     day: u32,
     set_up: bool,
     buffer: VecDeque<Event>,
+    /// Events dated a later day (a handover carried out the next morning), emitted with it.
+    later: Vec<Event>,
     produced: u64,
     hr: Actor,
 }
@@ -177,6 +186,8 @@ impl DemoGenerator {
                 start_minute: 7 * 60 + rng.below(180) as i64,
                 subnet: rng.below(250) as u8,
                 status: Status::Active,
+                in_notice: false,
+                heavy: false,
             })
             .collect::<Vec<_>>();
         let cust_owner = (0..cfg.customers as usize)
@@ -193,7 +204,11 @@ impl DemoGenerator {
             let half = (cfg.days / 2).max(1);
             for k in 0..count {
                 let emp = reps[(k * reps.len()) / count];
-                let resign_day = rng.below(u64::from(half)) as u32;
+                let mut resign_day = rng.below(u64::from(half)) as u32;
+                if k == 0 {
+                    // The exporter has worked a fortnight first: their habits are on record.
+                    resign_day = resign_day.max(14.min(cfg.days / 2));
+                }
                 let last_day = (resign_day + 14).min(cfg.days.saturating_sub(1));
                 leavers.push(Leaver {
                     emp,
@@ -201,6 +216,13 @@ impl DemoGenerator {
                     last_day,
                 });
             }
+        }
+        let mut emps = emps;
+        if let Some(h) = (managers..n)
+            .rev()
+            .find(|e| !leavers.iter().any(|l: &Leaver| l.emp == *e))
+        {
+            emps[h].heavy = true;
         }
         Self {
             cfg,
@@ -213,6 +235,7 @@ impl DemoGenerator {
             day: 0,
             set_up: false,
             buffer: VecDeque::new(),
+            later: Vec::new(),
             produced: 0,
             hr: Actor::System(SystemId::parse("hr-system").expect("valid id")),
         }
@@ -223,12 +246,54 @@ impl DemoGenerator {
         self.leavers.first().map(|l| &self.emps[l.emp].id)
     }
 
+    /// The planted cases, each with the anomaly rules that should find it: the first leaver reads
+    /// through 150 customer records and exports the whole list late in the evening of their
+    /// notice period; the second
+    /// moves colleagues' customers to themselves three days before resigning; the third logs in
+    /// the day after their account was disabled.
+    pub fn planted(&self) -> Vec<(EmployeeId, &'static [&'static str])> {
+        const LABELS: [&[&str]; 3] = [
+            &[
+                "export_in_notice_period",
+                "off_hours",
+                "volume_spike",
+                "foreign_customers",
+            ],
+            &["self_transfer"],
+            &["activity_after_disable"],
+        ];
+        self.leavers
+            .iter()
+            .zip(LABELS)
+            .map(|(l, labels)| (self.emps[l.emp].id.clone(), labels))
+            .collect()
+    }
+
+    /// The employee whose normal work is heavy but steady, if any: no rule should flag them.
+    pub fn steady_heavy(&self) -> Option<&EmployeeId> {
+        self.emps.iter().find(|e| e.heavy).map(|e| &e.id)
+    }
+
+    /// Every employee id.
+    pub fn employees(&self) -> impl Iterator<Item = &EmployeeId> {
+        self.emps.iter().map(|e| &e.id)
+    }
+
     fn day_start(&self, day: u32) -> Timestamp {
         Date(start_date().0 + day as i32).start()
     }
 
     fn push(&mut self, actor: Actor, at: Timestamp, kind: EventKind) {
         self.buffer.push_back(Event {
+            id: None,
+            actor,
+            occurred_at: at,
+            kind,
+        });
+    }
+
+    fn push_later(&mut self, actor: Actor, at: Timestamp, kind: EventKind) {
+        self.later.push(Event {
             id: None,
             actor,
             occurred_at: at,
@@ -342,6 +407,7 @@ impl DemoGenerator {
 
     fn simulate_day(&mut self, day: u32) {
         let start = self.day_start(day);
+        self.buffer.extend(self.later.drain(..));
         let weekday = (day % 7) < 5; // day 0 is a Monday
         if weekday {
             for e in 0..self.emps.len() {
@@ -355,7 +421,14 @@ impl DemoGenerator {
                 let l = &self.leavers[k];
                 (l.emp, l.resign_day, l.last_day)
             };
+            if k == 1 && day + 3 == resign_day.max(3) && day < resign_day.max(3) {
+                self.plant_self_transfer(emp, start);
+            }
+            if k == 2 && day == last_day + 1 {
+                self.plant_use_after_disable(emp, start);
+            }
             if day == resign_day {
+                self.emps[emp].in_notice = true;
                 let at = start.plus_micros(9 * 60 * MINUTE);
                 let employee = self.emps[emp].id.clone();
                 self.push(
@@ -372,7 +445,23 @@ impl DemoGenerator {
             let export_day = (resign_day + 1).min(last_day);
             if k == 0 && day == export_day {
                 // The planted case: the whole customer list, late in the evening.
-                let at = start.plus_micros(21 * 60 * MINUTE + 30 * MINUTE);
+                // 23:10, or 21:45 when it is also the last day (departure takes effect at 22:00).
+                let minute = if export_day == last_day {
+                    21 * 60 + 45
+                } else {
+                    23 * 60 + 10
+                };
+                let at = start.plus_micros(minute * MINUTE);
+                // First a sweep through the customer records, most of them colleagues'.
+                for (i, c) in (0..self.cust_id.len()).take(150).enumerate() {
+                    self.push(
+                        self.emp_actor(emp),
+                        at.plus_micros(-10 * MINUTE + i as i64 * 2_000_000),
+                        EventKind::CustomerViewed {
+                            customer: self.cust_id[c].clone(),
+                        },
+                    );
+                }
                 let count = self.cust_id.len() as u64;
                 self.push(
                     self.emp_actor(emp),
@@ -391,6 +480,54 @@ impl DemoGenerator {
         }
         // Sessions interleave; a stable sort keeps each actor's own order for equal times.
         self.buffer.make_contiguous().sort_by_key(|e| e.occurred_at);
+    }
+
+    /// The planted self-transfer: three colleagues' customers moved to the leaver, by the leaver,
+    /// in their usual working hours.
+    fn plant_self_transfer(&mut self, e: usize, day_start: Timestamp) {
+        let at = day_start.plus_micros((self.emps[e].start_minute + 90) * MINUTE);
+        let theirs: Vec<usize> = (0..self.cust_id.len())
+            .filter(|c| self.cust_owner[*c] != e && !self.emps[self.cust_owner[*c]].is_manager)
+            .take(3)
+            .collect();
+        for (i, c) in theirs.into_iter().enumerate() {
+            let from = self.emps[self.cust_owner[c]].id.clone();
+            self.push(
+                self.emp_actor(e),
+                at.plus_micros(i as i64 * MINUTE),
+                EventKind::OwnershipTransferred {
+                    resource: Resource::Customer(self.cust_id[c].clone()),
+                    from,
+                    to: self.emps[e].id.clone(),
+                    reason: "reassigned".into(),
+                },
+            );
+            self.cust_owner[c] = e;
+        }
+    }
+
+    /// The planted use after disable: the leaver's account logs in the day after departure, at
+    /// their usual hour, and reads a few customers.
+    fn plant_use_after_disable(&mut self, e: usize, day_start: Timestamp) {
+        let at = day_start.plus_micros((self.emps[e].start_minute + 10) * MINUTE);
+        let ip = format!("10.20.{}.77", self.emps[e].subnet);
+        self.push(
+            self.emp_actor(e),
+            at,
+            EventKind::LoggedIn {
+                ip,
+                user_agent: AGENTS[0].into(),
+            },
+        );
+        for i in 0..3.min(self.cust_id.len()) {
+            self.push(
+                self.emp_actor(e),
+                at.plus_micros((i as i64 + 1) * MINUTE),
+                EventKind::CustomerViewed {
+                    customer: self.cust_id[i].clone(),
+                },
+            );
+        }
     }
 
     fn work_session(&mut self, e: usize, day_start: Timestamp) {
@@ -422,7 +559,11 @@ impl DemoGenerator {
         let span = 8 * 60 * MINUTE;
         let at =
             |rng: &mut SplitMix64| begin.plus_micros(2 * MINUTE + rng.below(span as u64) as i64);
-        let views = 5 + self.rng.below(20);
+        let views = if self.emps[e].heavy {
+            70 + self.rng.below(20)
+        } else {
+            5 + self.rng.below(20)
+        };
         for _ in 0..views {
             let c = if !own.is_empty() && self.rng.chance(0.8) {
                 *self.rng.pick(&own)
@@ -535,7 +676,7 @@ impl DemoGenerator {
                 },
             );
         }
-        if !own.is_empty() && self.rng.chance(0.04) {
+        if !own.is_empty() && !self.emps[e].in_notice && self.rng.chance(0.04) {
             let count = (own.len() as u64).min(5 + self.rng.below(25));
             let t = at(&mut self.rng);
             self.push(
@@ -611,10 +752,12 @@ impl DemoGenerator {
                 checklist: ChecklistItem::ALL.to_vec(),
             },
         );
-        let mut t = at.plus_micros(30 * MINUTE);
+        // The manager carries out the handover the next morning, in their own working hours.
+        let next_morning = Date(Date::of(at).0 + 1).start();
+        let mut t = next_morning.plus_micros((self.emps[manager].start_minute + 30) * MINUTE);
         for r in resources {
             t = t.plus_micros(1_000_000);
-            self.push(
+            self.push_later(
                 self.emp_actor(manager),
                 t,
                 EventKind::OwnershipTransferred {
@@ -633,7 +776,7 @@ impl DemoGenerator {
         }
         for item in ChecklistItem::ALL {
             t = t.plus_micros(MINUTE);
-            self.push(
+            self.push_later(
                 hr.clone(),
                 t,
                 EventKind::HandoverItemCompleted {
@@ -642,12 +785,13 @@ impl DemoGenerator {
                 },
             );
         }
-        self.push(
+        self.push_later(
             hr,
             t.plus_micros(1),
             EventKind::HandoverCompleted { leaver: employee },
         );
         self.emps[leaver].status = Status::Departed;
+        self.emps[leaver].in_notice = false;
     }
 }
 
@@ -671,7 +815,11 @@ impl Iterator for DemoGenerator {
                 continue;
             }
             if self.day >= self.cfg.days {
-                return None;
+                if self.later.is_empty() {
+                    return None;
+                }
+                self.buffer.extend(self.later.drain(..));
+                continue;
             }
             let day = self.day;
             self.day += 1;

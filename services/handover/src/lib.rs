@@ -10,6 +10,7 @@
 //! - [`token_cmd`]: `handover token add|list|revoke`.
 //! - [`data_dir`]: where a data directory keeps its files.
 //! - [`demo`]: the reproducible CRM history generator; [`demo_cmd`] appends it through the ledger.
+//! - [`detection`]: the anomaly rules scored against the demo's planted cases.
 //! - [`verify_cmd`]: `handover verify`, over a store or an export file.
 //! - [`export_cmd`]: `handover export-log`; [`leaver_export_cmd`]: `handover export`, a leaver's
 //!   data from the forensic API.
@@ -28,6 +29,7 @@ pub mod config;
 pub mod data_dir;
 pub mod demo;
 pub mod demo_cmd;
+pub mod detection;
 pub mod export_cmd;
 pub mod leaver_export_cmd;
 pub mod progress;

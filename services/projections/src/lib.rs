@@ -7,12 +7,16 @@
 //! - [`handover`]: each leaver's handover plan and checklist.
 //! - [`flags`]: anomalies that can be told from one event and the state before it
 //!   (`activity_after_disable`, `unknown_actor`).
+//! - [`anomaly`]: the anomaly rules (notice-period exports, volume spikes, off-hours, bulk reads of
+//!   others' customers, self-transfers, late revocation, activity after disable), each with a
+//!   severity, an explanation and its evidence.
 //! - [`State`]: all of the above, folded together.
 //!
 //! **Architecture Invariant:** no I/O, no clock, no randomness. `apply` never fails: the log is
 //! history, and history that a command would have refused (an action by an unknown or disabled
 //! account) is folded as it happened.
 
+pub mod anomaly;
 pub mod directory;
 pub mod flags;
 pub mod handover;
