@@ -66,11 +66,15 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: cannot create the data directory", data.display()))?;
     let cfg_path = config::path(data, args.config.as_deref());
     let tokens = Arc::new(crate::serve_cmd::tokens_or_first_admin(&cfg_path)?);
-    let mut nats_config = config::load(&cfg_path)?.consumer(&nats);
+    let cfg = config::load(&cfg_path)?;
+    let mut nats_config = cfg.consumer(&nats);
     if let Some(d) = &args.durable {
         nats_config.durable = d.clone();
     }
-    let read = query::ReadSide::open(&data.join(query::store::STORE_FILE))?;
+    let read = query::ReadSide::open_with(
+        &data.join(query::store::STORE_FILE),
+        cfg.anomalies.thresholds(),
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

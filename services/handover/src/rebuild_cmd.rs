@@ -5,6 +5,7 @@
 //! (The ledger's own projections need no command: they are rebuilt from the log at every start.)
 //! Run it with the ledger and the query service stopped.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -19,6 +20,9 @@ pub struct RebuildArgs {
     /// Print the result as one JSON object (entries, seconds, entries_per_s, peak_rss_bytes).
     #[arg(long)]
     pub json: bool,
+    /// The configuration file (default: DATA/handover.toml): the anomaly thresholds.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `handover replay-projections --store FILE` (hidden; for `handover bench`): folds every event
@@ -100,7 +104,9 @@ pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let target = ledger.with_file_name(query::store::STORE_FILE);
     let building = ledger.with_file_name(format!("{}.rebuilding", query::store::STORE_FILE));
     let _ = std::fs::remove_file(&building);
-    let read = query::ReadSide::open(&building)?;
+    let dir = ledger.parent().unwrap_or(std::path::Path::new("."));
+    let cfg = crate::config::load(&crate::config::path(dir, args.config.as_deref()))?;
+    let read = query::ReadSide::open_with(&building, cfg.anomalies.thresholds())?;
     let started = Instant::now();
     let total = ledger::reader::for_each_entry(&ledger, |_, _| false)?;
     let bar = crate::progress::bar(total, "rebuild");

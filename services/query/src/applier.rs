@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use projections::State;
+use projections::anomaly::{Detector, RULES, Thresholds};
 use proto_types::chain::{BreakKind, ChainVerifier, Hash32};
 use proto_types::event::{EventKind, Resource};
 use proto_types::ids::{CustomerId, EmployeeId};
@@ -73,6 +74,8 @@ pub struct Applier {
     metrics: Arc<Metrics>,
     /// Batches written since the last flush.
     unflushed: bool,
+    /// The anomaly rules' memory.
+    detector: Detector,
     /// Every name filed under so far, by index (actor, employee, customer, kind), and its id.
     names: [HashMap<String, u32>; 4],
     /// The next name id.
@@ -95,7 +98,21 @@ impl Applier {
         progress: Progress,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StorageError> {
+        Self::open_with(store, progress, metrics, Thresholds::default())
+    }
+
+    /// [`Applier::open`] with the anomaly rules' thresholds.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn open_with(
+        store: QueryStore,
+        progress: Progress,
+        metrics: Arc<Metrics>,
+        thresholds: Thresholds,
+    ) -> Result<Self, StorageError> {
         let mut state = State::default();
+        let mut detector = Detector::new(thresholds);
         let mut planned = HashMap::new();
         let mut verifier = ChainVerifier::new();
         let mut local_break: Option<IntegrityBreak> = None;
@@ -108,11 +125,14 @@ impl Applier {
                 .map_err(|b| (b.seq, b.kind))
                 .and_then(|e| {
                     Event::decode(e.payload())
+                        .map(|ev| (ev, *e.hash()))
                         .map_err(|d| (seq, BreakKind::Undecodable(d.to_string())))
                 });
             match checked {
-                Ok(event) => {
+                Ok((event, hash)) => {
                     note_plan(&mut planned, seq, &event);
+                    // Already stored: only the rules' memory is rebuilt.
+                    let _ = detector.observe(&state, seq, hash, &event);
                     state.apply(&event);
                 }
                 Err((seq, kind)) => local_break = Some(integrity_break(seq, &kind, "local")),
@@ -151,6 +171,7 @@ impl Applier {
             status,
             metrics,
             unflushed: false,
+            detector,
             names,
             next_name,
         })
@@ -225,6 +246,11 @@ impl Applier {
         &self.metrics
     }
 
+    /// Departure → disable of `employee`, once both are in the log (µs).
+    pub fn revocation_gap(&self, employee: &EmployeeId) -> Option<i64> {
+        self.detector.revocation_gap(employee)
+    }
+
     /// Records that the ledger has committed at least up to `next` (exclusive).
     pub fn saw_ledger_head(&self, next: u64) {
         let s = self.status.borrow().clone();
@@ -286,6 +312,13 @@ impl Applier {
                 batch.owners.push(doc);
             }
             note_plan(&mut self.planned, *seq, &event);
+            for a in self.detector.observe(&self.state, *seq, hash, &event) {
+                let rule = RULES.iter().position(|r| *r == a.rule).unwrap_or(0) as u8;
+                let doc = serde_json::to_vec(&views::anomaly(&a)).expect("json");
+                batch
+                    .anomalies
+                    .push(((a.employee.to_string(), a.at.0, *seq, rule), doc));
+            }
             touched(&event, *seq, &mut touched_employees, &mut touched_handovers);
             if let EventKind::RoleDefined { role, .. } = &event.kind {
                 // What everyone holding the role may do has changed.

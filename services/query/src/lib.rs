@@ -53,14 +53,24 @@ impl ReadSide {
     /// # Errors
     /// [`OpenError`] naming the path and the problem.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
+        Self::open_with(path, projections::anomaly::Thresholds::default())
+    }
+
+    /// [`ReadSide::open`] with the anomaly rules' thresholds.
+    ///
+    /// # Errors
+    /// [`OpenError`] naming the path and the problem.
+    pub fn open_with(
+        path: &Path,
+        thresholds: projections::anomaly::Thresholds,
+    ) -> Result<Self, OpenError> {
         let (store, progress) = store::QueryStore::open_or_create(path)?;
         let metrics = Arc::new(metrics::Metrics::default());
-        let applier = Applier::open(store.clone(), progress, metrics.clone()).map_err(|e| {
-            OpenError::Storage {
+        let applier = Applier::open_with(store.clone(), progress, metrics.clone(), thresholds)
+            .map_err(|e| OpenError::Storage {
                 path: path.to_path_buf(),
                 source: e.0,
-            }
-        })?;
+            })?;
         let status = applier.status();
         Ok(Self {
             applier: Arc::new(Mutex::new(applier)),

@@ -16,7 +16,8 @@
 //!   fixed-width: half the cost of keys that carry the strings, at the applier's rate;
 //! - `employees`: id → employee document; `handovers`: leaver → handover document;
 //!   `owners`: (customer, seq) → ownership change; `orphans`: customer → why nobody active owns
-//!   it, and since when;
+//!   it, and since when; `anomalies`: (employee, occurred_at, seq, rule) → the anomaly with its
+//!   explanation and evidence;
 //! - `meta`: `store` = `handover-query`, `format_version`, `next_seq`, `head` (hash of the last
 //!   applied entry), `break` (the first entry that failed verification, once found).
 
@@ -47,6 +48,8 @@ const BY_CUSTOMER: TableDefinition<(u32, i64, u64), ()> = TableDefinition::new("
 const BY_KIND: TableDefinition<(u32, i64, u64), ()> = TableDefinition::new("by_kind");
 const NAMES: TableDefinition<&str, u32> = TableDefinition::new("names");
 const ORPHANS: TableDefinition<&str, &[u8]> = TableDefinition::new("orphans");
+/// (employee, occurred_at µs, seq, rule index) → anomaly document.
+const ANOMALIES: TableDefinition<(&str, i64, u64, u8), &[u8]> = TableDefinition::new("anomalies");
 const EMPLOYEES: TableDefinition<&str, &[u8]> = TableDefinition::new("employees");
 const HANDOVERS: TableDefinition<&str, &[u8]> = TableDefinition::new("handovers");
 const OWNERS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("owners");
@@ -74,6 +77,9 @@ pub struct Progress {
     pub broken: Option<IntegrityBreak>,
 }
 
+/// Where an anomaly is filed: (employee, occurred_at µs, seq, rule index).
+pub type AnomalyKey = (String, i64, u64, u8);
+
 /// An entry's index keys, as name ids.
 #[derive(Debug, Clone, Default)]
 pub struct IdKeys {
@@ -98,6 +104,8 @@ pub struct Batch<'a> {
     pub owners: Vec<(String, u64, Vec<u8>)>,
     /// Orphaned customers: the document, or `None` when it no longer is one.
     pub orphans: BTreeMap<String, Option<Vec<u8>>>,
+    /// Anomalies raised, with their documents.
+    pub anomalies: Vec<(AnomalyKey, Vec<u8>)>,
     /// A break found after the entries above.
     pub broken: Option<IntegrityBreak>,
 }
@@ -287,6 +295,10 @@ impl QueryStore {
             for (c, seq, doc) in &batch.owners {
                 owners.insert((c.as_str(), *seq), doc.as_slice())?;
             }
+            let mut anomalies = txn.open_table(ANOMALIES)?;
+            for ((e, at, seq, rule), doc) in &batch.anomalies {
+                anomalies.insert((e.as_str(), *at, *seq, *rule), doc.as_slice())?;
+            }
             let mut orphans = txn.open_table(ORPHANS)?;
             for (c, doc) in &batch.orphans {
                 match doc {
@@ -362,6 +374,7 @@ fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(OWNERS)?;
     txn.open_table(NAMES)?;
     txn.open_table(ORPHANS)?;
+    txn.open_table(ANOMALIES)?;
     Ok(())
 }
 
@@ -499,6 +512,31 @@ impl Snapshot {
         let t = self.txn.open_table(EMPLOYEES)?;
         for item in t.iter()? {
             f(item?.1.value());
+        }
+        Ok(())
+    }
+
+    /// Anomaly documents, of one employee or of everyone, in (employee, time) order.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn anomalies(
+        &self,
+        employee: Option<&str>,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<(), redb::Error> {
+        let t = self.txn.open_table(ANOMALIES)?;
+        match employee {
+            Some(e) => {
+                for item in t.range((e, i64::MIN, 0, 0)..=(e, i64::MAX, u64::MAX, u8::MAX))? {
+                    f(item?.1.value());
+                }
+            }
+            None => {
+                for item in t.iter()? {
+                    f(item?.1.value());
+                }
+            }
         }
         Ok(())
     }

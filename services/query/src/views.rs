@@ -247,6 +247,18 @@ pub fn employee(state: &State, e: &Employee, seq: u64) -> Value {
     })
 }
 
+/// An anomaly, with what triggered it.
+pub fn anomaly(a: &projections::anomaly::Anomaly) -> Value {
+    json!({
+        "rule": a.rule,
+        "severity": a.severity.name(),
+        "employee": a.employee,
+        "at": time(a.at),
+        "explanation": a.explanation,
+        "evidence": a.evidence.iter().map(|(seq, hash)| json!({"seq": seq, "hash": hex::encode(hash)})).collect::<Vec<_>>(),
+    })
+}
+
 /// An orphaned customer: whose it was, why they cannot look after it, since when.
 pub fn orphan(o: &projections::ownership::Orphan<'_>) -> Value {
     json!({

@@ -39,6 +39,7 @@ fn rows(path: &std::path::Path) -> Vec<(String, Vec<String>)> {
     dump!("handovers", &str, &[u8]);
     dump!("owners", (&str, u64), &[u8]);
     dump!("orphans", &str, &[u8]);
+    dump!("anomalies", (&str, i64, u64, u8), &[u8]);
     out
 }
 

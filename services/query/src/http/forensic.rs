@@ -52,7 +52,7 @@ fn position(next: u64, head: &Hash32) -> (Value, String) {
     )
 }
 
-fn envelope(next: u64, head: &Hash32, mut body: Value) -> Value {
+pub(crate) fn envelope(next: u64, head: &Hash32, mut body: Value) -> Value {
     let (as_of, hash) = position(next, head);
     if let Some(m) = body.as_object_mut() {
         m.insert("as_of_seq".into(), as_of);
@@ -61,7 +61,7 @@ fn envelope(next: u64, head: &Hash32, mut body: Value) -> Value {
     body
 }
 
-fn parse_time(field: &str, v: &str) -> Result<i64, Problem> {
+pub(crate) fn parse_time(field: &str, v: &str) -> Result<i64, Problem> {
     chrono::DateTime::parse_from_rfc3339(v)
         .map(|t| Timestamp::from_chrono(t.with_timezone(&chrono::Utc)).0)
         .map_err(|e| {
@@ -281,7 +281,7 @@ fn path_and_query(uri: &Uri) -> String {
 }
 
 /// Answers once the read is recorded.
-async fn answer(
+pub(crate) async fn answer(
     q: &QueryState,
     caller: &Caller,
     uri: &Uri,

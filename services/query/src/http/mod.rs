@@ -4,6 +4,7 @@
 //! - [`forensic`]: events, timelines, employees, permissions at a time, owners, handovers,
 //!   single entries. Every answer names the log position it reflects (`as_of_seq`,
 //!   `head_hash`), and is given only once the read is recorded as an `AuditLogQueried` event.
+//! - [`anomalies`]: the anomaly reports and a leaver's risk summary.
 //! - [`export`]: a leaver's customers, deals or activity as CSV, JSON or NDJSON, streamed.
 //! - [`ops`]: `/v1/status`, `/v1/integrity`, and, when the query service runs alone,
 //!   `/healthz`, `/readyz`, `/metrics` and `/v1/openapi.json`.
@@ -11,6 +12,7 @@
 //! Authentication and problem documents are the ledger's (`ledger::http::auth`,
 //! `ledger::http::problem`): one token file, one error format for the whole product.
 
+pub mod anomalies;
 pub mod export;
 pub mod forensic;
 pub mod ops;
@@ -116,6 +118,7 @@ pub fn forensic_routes() -> OpenApiRouter<QueryState> {
     OpenApiRouter::new()
         .merge(forensic::router())
         .merge(export::router())
+        .merge(anomalies::router())
         .merge(ops::status_router())
 }
 

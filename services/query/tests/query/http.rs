@@ -751,3 +751,87 @@ async fn a_leavers_customers_deals_and_activity_export_as_csv_json_and_ndjson() 
     }
     assert_eq!(api.head(), head, "a refused export records nothing");
 }
+
+#[tokio::test]
+async fn anomalies_come_with_their_evidence_and_a_leavers_risk_sums_them_up() {
+    let api = Api::start().await;
+    let hashes: Vec<String> = crate::stored(&api.ledger)
+        .iter()
+        .map(|(_, b)| hex::encode(proto_types::EntryRef::parse(b).unwrap().hash()))
+        .collect();
+    let all = api.ok("/v1/anomalies").await;
+    let rules: Vec<&str> = all["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        vec!["export_in_notice_period", "activity_after_disable"]
+    );
+    let export = api.ok("/v1/anomalies?rule=export_in_notice_period").await;
+    let a = &export["anomalies"][0];
+    assert_eq!(
+        (a["employee"].as_str(), a["severity"].as_str()),
+        (Some("E-2"), Some("high"))
+    );
+    assert_eq!(
+        a["evidence"],
+        json!([{"seq": 10, "hash": hashes[10]}, {"seq": 11, "hash": hashes[11]}]),
+        "the resignation and the export"
+    );
+    assert!(
+        a["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("2 customer records")
+    );
+    let critical = api.ok("/v1/anomalies?severity=critical").await;
+    assert_eq!(critical["count"], 1);
+    assert_eq!(critical["anomalies"][0]["evidence"][1]["seq"], 18);
+    assert_eq!(api.ok("/v1/anomalies?employee=E-1").await["count"], 0);
+    assert_eq!(
+        api.ok("/v1/anomalies?from=2026-09-01T20:00:00Z").await["count"],
+        1,
+        "only the action after the disable is that late"
+    );
+
+    let risk = api.ok("/v1/employees/E-2/risk").await;
+    assert_eq!(risk["highest_severity"], "critical");
+    assert_eq!(risk["anomalies"]["by_rule"]["export_in_notice_period"], 1);
+    assert_eq!(risk["exports"][0]["seq"], 11);
+    assert_eq!(risk["exports"][0]["records"], 2);
+    let notice = &risk["notice_period"];
+    assert_eq!(
+        (notice["from"].as_str(), notice["until"].as_str()),
+        (
+            Some("2026-09-01T16:40:00.000000Z"),
+            Some("2026-09-02T09:20:00.000000Z")
+        )
+    );
+    assert_eq!(notice["actions"], 1);
+    assert_eq!(risk["revocation_gap_seconds"], 0);
+
+    for (path, want) in [
+        (
+            "/v1/anomalies?rule=rudeness",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/anomalies?severity=urgent",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        ("/v1/anomalies?from=yesterday", StatusCode::BAD_REQUEST),
+        ("/v1/employees/E-404/risk", StatusCode::NOT_FOUND),
+    ] {
+        let (status, ct, _) = api.get(path, Some(&api.siem)).await;
+        assert_eq!(
+            (status, ct.as_str()),
+            (want, "application/problem+json"),
+            "{path}"
+        );
+    }
+    let (status, _, _) = api.get("/v1/anomalies", Some(&api.crm)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
