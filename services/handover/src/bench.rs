@@ -50,6 +50,9 @@ pub struct BenchArgs {
     /// Timeline and owners queries each, one after another on one connection.
     #[arg(long, default_value_t = 2_000)]
     pub query_requests: usize,
+    /// Demo seeds the anomaly rules are scored on.
+    #[arg(long, default_value_t = 8)]
+    pub detection_seeds: u64,
     /// The nats-server binary the fan-out benchmark starts (on a free loopback port).
     #[arg(
         long,
@@ -375,7 +378,66 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     println!("wrote {}", ingest_out.display());
     read_side(&args, tmp.path(), &rt)?;
     replay(&args, tmp.path(), &path)?;
+    detection(&args)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The anomaly rules against the demo's planted cases over several seeds (`detection.json`).
+fn detection(args: &BenchArgs) -> anyhow::Result<()> {
+    let seeds: Vec<u64> = (1..=args.detection_seeds).collect();
+    let q = crate::detection::evaluate(&seeds, 60, 400, 40);
+    let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{:.0}%", v * 100.0));
+    println!();
+    println!(
+        "{:<34} {:>5} {:>5} {:>5} {:>10} {:>8}",
+        format!("anomaly rules, {} demo seeds", seeds.len()),
+        "TP",
+        "FP",
+        "FN",
+        "precision",
+        "recall"
+    );
+    let mut rules = serde_json::Map::new();
+    for (rule, s) in &q.rules {
+        println!(
+            "{:<34} {:>5} {:>5} {:>5} {:>10} {:>8}",
+            rule,
+            s.true_positives,
+            s.false_positives,
+            s.false_negatives,
+            pct(s.precision()),
+            pct(s.recall())
+        );
+        rules.insert(
+            (*rule).to_string(),
+            json!({"true_positives": s.true_positives, "false_positives": s.false_positives,
+                   "false_negatives": s.false_negatives, "precision": s.precision(), "recall": s.recall()}),
+        );
+    }
+    let rate = q.normal_flagged as f64 / q.normal.max(1) as f64;
+    println!(
+        "{:<34} {:>5} of {} ({:.1}%)",
+        "normal employees flagged",
+        q.normal_flagged,
+        q.normal,
+        rate * 100.0
+    );
+    let out = args.out.with_file_name("detection.json");
+    let doc = json!({
+        "benchmark": "detection quality",
+        "when": chrono::Utc::now().to_rfc3339(),
+        "seeds": seeds, "employees": 60, "customers": 400, "days": 40,
+        "rules": rules,
+        "normal_employees": q.normal,
+        "normal_flagged": q.normal_flagged,
+        "heavy_steady_flagged": q.heavy_flagged,
+        "missed": q.missed.iter().map(|(s, e, r)| json!({"seed": s, "employee": e, "rule": r})).collect::<Vec<_>>(),
+        "targets": {"every_planted_case_found": q.missed.is_empty(), "normal_flagged_at_most_2_percent": rate <= 0.02},
+    });
+    std::fs::write(&out, serde_json::to_string_pretty(&doc)? + "\n")
+        .map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    println!("wrote {}", out.display());
+    Ok(())
 }
 
 /// Replays the big store through the projections, and rebuilds the read side from it, each in a

@@ -409,6 +409,8 @@ fn bench_prints_a_table_and_writes_its_figures_as_json() {
         "20",
         "--nats-server",
         path_str(&e2e::nats::nats_bin()),
+        "--detection-seeds",
+        "1",
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     for row in [
@@ -433,6 +435,14 @@ fn bench_prints_a_table_and_writes_its_figures_as_json() {
             < 1e-9
     );
     assert_eq!(q["forensic"]["events"], 5000);
+    let d: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.with_file_name("detection.json")).unwrap())
+            .unwrap();
+    assert_eq!(d["rules"].as_object().unwrap().len(), 7);
+    assert_eq!(d["targets"]["every_planted_case_found"], true);
+    let replay: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.with_file_name("replay.json")).unwrap()).unwrap();
+    assert!(replay["projections"]["events_per_s"].as_f64().unwrap() > 0.0);
     assert!(
         q["forensic"]["timeline_p99_ms"].as_f64().unwrap()
             >= q["forensic"]["timeline_p50_ms"].as_f64().unwrap()
