@@ -385,7 +385,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 /// The anomaly rules against the demo's planted cases over several seeds (`detection.json`).
 fn detection(args: &BenchArgs) -> anyhow::Result<()> {
     let seeds: Vec<u64> = (1..=args.detection_seeds).collect();
-    let q = crate::detection::evaluate(&seeds, 60, 400, 40);
+    let q = crate::detection::evaluate(&seeds, 80, 400, 40);
     let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{:.0}%", v * 100.0));
     println!();
     println!(
@@ -426,7 +426,7 @@ fn detection(args: &BenchArgs) -> anyhow::Result<()> {
     let doc = json!({
         "benchmark": "detection quality",
         "when": chrono::Utc::now().to_rfc3339(),
-        "seeds": seeds, "employees": 60, "customers": 400, "days": 40,
+        "seeds": seeds, "employees": 80, "customers": 400, "days": 40,
         "rules": rules,
         "normal_employees": q.normal,
         "normal_flagged": q.normal_flagged,

@@ -6,8 +6,8 @@
 //! period and depart; their customers and open deals are handed over to their manager. Planted
 //! cases (see [`DemoGenerator::planted`]): a leaver sweeps through the customer records and exports
 //! the whole list late in the evening of the notice period; another moves colleagues' customers to themselves before
-//! resigning; a third's account is used the day after it was disabled. One rep's normal work is
-//! heavy but steady.
+//! resigning; a third's account is used the day after it was disabled; a fourth's is disabled
+//! hours late. One rep's normal work is heavy but steady.
 //!
 //! The generator has its own PRNG (SplitMix64) so that a seed means the same history in every
 //! build, whatever a random-number crate does between versions.
@@ -250,9 +250,10 @@ impl DemoGenerator {
     /// through 150 customer records and exports the whole list late in the evening of their
     /// notice period; the second
     /// moves colleagues' customers to themselves three days before resigning; the third logs in
-    /// the day after their account was disabled.
+    /// the day after their account was disabled; the fourth's account is disabled four hours
+    /// after the departure took effect.
     pub fn planted(&self) -> Vec<(EmployeeId, &'static [&'static str])> {
-        const LABELS: [&[&str]; 3] = [
+        const LABELS: [&[&str]; 4] = [
             &[
                 "export_in_notice_period",
                 "off_hours",
@@ -261,6 +262,7 @@ impl DemoGenerator {
             ],
             &["self_transfer"],
             &["activity_after_disable"],
+            &["late_revocation"],
         ];
         self.leavers
             .iter()
@@ -707,14 +709,16 @@ impl DemoGenerator {
                 reason: "resigned".into(),
             },
         );
-        self.push(
-            hr.clone(),
-            at.plus_micros(1),
-            EventKind::AccountDisabled {
-                employee: employee.clone(),
-                reason: "departure".into(),
-            },
-        );
+        let disable = EventKind::AccountDisabled {
+            employee: employee.clone(),
+            reason: "departure".into(),
+        };
+        if self.leavers.iter().position(|l| l.emp == leaver) == Some(3) {
+            // The planted late revocation: IT switches the account off four hours late.
+            self.push_later(hr.clone(), at.plus_micros(4 * 60 * MINUTE), disable);
+        } else {
+            self.push(hr.clone(), at.plus_micros(1), disable);
+        }
         self.push(
             hr.clone(),
             at.plus_micros(2),
