@@ -308,8 +308,12 @@ impl Applier {
             verifier = trial;
             let keys = index::keys(&self.state, &event);
             let keys = self.name_ids(&keys, &mut batch.new_names);
-            if let Some(doc) = ownership_change(&self.state, *seq, &hash, &event) {
-                batch.owners.push(doc);
+            match ownership_change(&self.state, *seq, &hash, &event) {
+                Some((Resource::Customer(c), s, doc)) => batch.owners.push((c.to_string(), s, doc)),
+                Some((Resource::Deal(d), s, doc)) => {
+                    batch.deal_owners.push((d.to_string(), s, doc))
+                }
+                None => {}
             }
             note_plan(&mut self.planned, *seq, &event);
             for a in self.detector.observe(&self.state, *seq, hash, &event) {
@@ -479,35 +483,50 @@ fn orphan_candidates(state: &State, event: &Event, out: &mut BTreeSet<CustomerId
     }
 }
 
-/// A change of a customer's owner, as `(customer, seq, document)`.
+/// A change of a customer's or deal's owner, as `(resource, seq, document)`.
 fn ownership_change(
     state: &State,
     seq: u64,
     hash: &Hash32,
     event: &Event,
-) -> Option<(String, u64, Vec<u8>)> {
-    let (customer, owner, previous, reason) = match &event.kind {
+) -> Option<(Resource, u64, Vec<u8>)> {
+    let (resource, owner, previous, reason) = match &event.kind {
         EventKind::CustomerCreated {
             customer, owner, ..
         } => (
-            customer,
+            Resource::Customer(customer.clone()),
             Some(owner.as_str()),
             state.ownership.customer(customer).map(|c| c.owner.as_str()),
             "created".to_string(),
         ),
         EventKind::OwnershipTransferred {
-            resource: Resource::Customer(customer),
+            resource,
             from,
             to,
             reason,
         } => (
-            customer,
+            resource.clone(),
             Some(to.as_str()),
             Some(from.as_str()),
             reason.clone(),
         ),
+        EventKind::DealCreated { deal, owner, .. } => (
+            Resource::Deal(deal.clone()),
+            Some(owner.as_str()),
+            state.ownership.deal(deal).map(|d| d.owner.as_str()),
+            "created".to_string(),
+        ),
+        EventKind::DealClosed { deal, outcome, .. } => {
+            let owner = state.ownership.deal(deal).map(|d| d.owner.as_str());
+            (
+                Resource::Deal(deal.clone()),
+                owner,
+                owner,
+                format!("closed ({})", format!("{outcome:?}").to_lowercase()),
+            )
+        }
         EventKind::CustomerDeleted { customer } => (
-            customer,
+            Resource::Customer(customer.clone()),
             None,
             state.ownership.customer(customer).map(|c| c.owner.as_str()),
             "customer deleted".to_string(),
@@ -524,9 +543,5 @@ fn ownership_change(
         "kind": event.kind.name(),
         "by": index::actor_key(&event.actor),
     });
-    Some((
-        customer.to_string(),
-        seq,
-        serde_json::to_vec(&doc).expect("json"),
-    ))
+    Some((resource, seq, serde_json::to_vec(&doc).expect("json")))
 }

@@ -15,7 +15,7 @@
 //! - `names`: `a:ACTOR`, `e:EMPLOYEE`, `c:CUSTOMER`, `k:KIND` → a u32 name id. Index keys are
 //!   fixed-width: half the cost of keys that carry the strings, at the applier's rate;
 //! - `employees`: id → employee document; `handovers`: leaver → handover document;
-//!   `owners`: (customer, seq) → ownership change; `orphans`: customer → why nobody active owns
+//!   `owners`: (customer, seq) and `deal_owners`: (deal, seq) → ownership change; `orphans`: customer → why nobody active owns
 //!   it, and since when; `anomalies`: (employee, occurred_at, seq, rule) → the anomaly with its
 //!   explanation and evidence;
 //! - `meta`: `store` = `handover-query`, `format_version`, `next_seq`, `head` (hash of the last
@@ -48,6 +48,7 @@ const BY_CUSTOMER: TableDefinition<(u32, i64, u64), ()> = TableDefinition::new("
 const BY_KIND: TableDefinition<(u32, i64, u64), ()> = TableDefinition::new("by_kind");
 const NAMES: TableDefinition<&str, u32> = TableDefinition::new("names");
 const ORPHANS: TableDefinition<&str, &[u8]> = TableDefinition::new("orphans");
+const DEAL_OWNERS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("deal_owners");
 /// (employee, occurred_at µs, seq, rule index) → anomaly document.
 const ANOMALIES: TableDefinition<(&str, i64, u64, u8), &[u8]> = TableDefinition::new("anomalies");
 const EMPLOYEES: TableDefinition<&str, &[u8]> = TableDefinition::new("employees");
@@ -102,6 +103,8 @@ pub struct Batch<'a> {
     pub handovers: BTreeMap<String, Vec<u8>>,
     /// (customer, seq, change document).
     pub owners: Vec<(String, u64, Vec<u8>)>,
+    /// (deal, seq, change document).
+    pub deal_owners: Vec<(String, u64, Vec<u8>)>,
     /// Orphaned customers: the document, or `None` when it no longer is one.
     pub orphans: BTreeMap<String, Option<Vec<u8>>>,
     /// Anomalies raised, with their documents.
@@ -295,6 +298,10 @@ impl QueryStore {
             for (c, seq, doc) in &batch.owners {
                 owners.insert((c.as_str(), *seq), doc.as_slice())?;
             }
+            let mut deal_owners = txn.open_table(DEAL_OWNERS)?;
+            for (d, seq, doc) in &batch.deal_owners {
+                deal_owners.insert((d.as_str(), *seq), doc.as_slice())?;
+            }
             let mut anomalies = txn.open_table(ANOMALIES)?;
             for ((e, at, seq, rule), doc) in &batch.anomalies {
                 anomalies.insert((e.as_str(), *at, *seq, *rule), doc.as_slice())?;
@@ -375,6 +382,7 @@ fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(NAMES)?;
     txn.open_table(ORPHANS)?;
     txn.open_table(ANOMALIES)?;
+    txn.open_table(DEAL_OWNERS)?;
     Ok(())
 }
 
@@ -558,6 +566,19 @@ impl Snapshot {
     pub fn handover(&self, leaver: &str) -> Result<Option<Vec<u8>>, redb::Error> {
         let t = self.txn.open_table(HANDOVERS)?;
         Ok(t.get(leaver)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The ownership changes of a deal, in seq order.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn deal_owners(&self, deal: &str) -> Result<Vec<Vec<u8>>, redb::Error> {
+        let t = self.txn.open_table(DEAL_OWNERS)?;
+        let mut out = Vec::new();
+        for item in t.range((deal, 0)..=(deal, u64::MAX))? {
+            out.push(item?.1.value().to_vec());
+        }
+        Ok(out)
     }
 
     /// The ownership changes of a customer, in seq order.

@@ -40,13 +40,14 @@ fn rows(path: &std::path::Path) -> Vec<(String, Vec<String>)> {
     dump!("owners", (&str, u64), &[u8]);
     dump!("orphans", &str, &[u8]);
     dump!("anomalies", (&str, i64, u64, u8), &[u8]);
+    dump!("deal_owners", (&str, u64), &[u8]);
     out
 }
 
 #[test]
 fn the_read_side_rebuilt_from_the_log_equals_the_one_built_live() {
     let dir = tempfile::tempdir().unwrap();
-    let data = demo_store(dir.path(), "20");
+    let data = demo_store(dir.path(), "60");
     let (hr, crm, siem) = (
         token(&data, "hr", "hr"),
         token(&data, "crm", "ingest"),

@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<QueryState> {
         .routes(routes!(employees))
         .routes(routes!(permissions))
         .routes(routes!(owners))
+        .routes(routes!(deal_owners))
         .routes(routes!(handover))
         .routes(routes!(entry))
         .routes(routes!(orphaned))
@@ -524,6 +525,43 @@ async fn permissions(
     answer(&q, &caller, &uri, "permissions", started, out).await
 }
 
+/// An ownership history from its change documents: each owner `from` … `until`.
+fn history(
+    next: u64,
+    head: &Hash32,
+    rows: Vec<Vec<u8>>,
+    key: &str,
+    id: &str,
+) -> Result<(Value, u64), Problem> {
+    let rows: Vec<Value> = rows
+        .iter()
+        .filter_map(|r| serde_json::from_slice(r).ok())
+        .collect();
+    if rows.is_empty() {
+        return Err(Problem::not_found(format!("no {key} {id:?}")));
+    }
+    let mut history = Vec::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        let mut h = r.clone();
+        h["from"] = r["at"].clone();
+        h["until"] = rows.get(i + 1).map_or(Value::Null, |n| n["at"].clone());
+        if let Some(m) = h.as_object_mut() {
+            m.remove("at");
+        }
+        history.push(h);
+    }
+    let current = rows.last().map_or(Value::Null, |r| r["owner"].clone());
+    let n = history.len() as u64;
+    Ok((
+        envelope(
+            next,
+            head,
+            json!({key: id, "current_owner": current, "history": history}),
+        ),
+        n,
+    ))
+}
+
 /// Who owned the customer when, and why it changed.
 #[utoipa::path(get, path = "/v1/customers/{id}/owners", tag = "forensic",
     params(("id" = String, Path, description = "Customer id")),
@@ -544,38 +582,38 @@ async fn owners(
     let out = q
         .read(move |snap| {
             let (next, head) = snap.position().map_err(storage_problem)?;
-            let rows: Vec<Value> = snap
-                .owners(&id)
-                .map_err(storage_problem)?
-                .iter()
-                .filter_map(|r| serde_json::from_slice(r).ok())
-                .collect();
-            if rows.is_empty() {
-                return Err(Problem::not_found(format!("no customer {id:?}")));
-            }
-            let mut history = Vec::with_capacity(rows.len());
-            for (i, r) in rows.iter().enumerate() {
-                let mut h = r.clone();
-                h["from"] = r["at"].clone();
-                h["until"] = rows.get(i + 1).map_or(Value::Null, |n| n["at"].clone());
-                if let Some(m) = h.as_object_mut() {
-                    m.remove("at");
-                }
-                history.push(h);
-            }
-            let current = rows.last().map_or(Value::Null, |r| r["owner"].clone());
-            let n = history.len() as u64;
-            Ok((
-                envelope(
-                    next,
-                    &head,
-                    json!({"customer": id, "current_owner": current, "history": history}),
-                ),
-                n,
-            ))
+            let rows = snap.owners(&id).map_err(storage_problem)?;
+            history(next, &head, rows, "customer", &id)
         })
         .await?;
     answer(&q, &caller, &uri, "owners", started, out).await
+}
+
+/// Who held the deal when, and why it changed (created, handed over, closed).
+#[utoipa::path(get, path = "/v1/deals/{id}/owners", tag = "forensic",
+    params(("id" = String, Path, description = "Deal id")),
+    responses(
+        (status = 200, description = "`current_owner` and `history` (owner, from, until, reason, seq, hash)", body = Object),
+        (status = 401, description = "No valid token", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the audit:read scope", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such deal", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn deal_owners(
+    State(q): State<QueryState>,
+    caller: Caller,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require(Scope::AuditRead)?;
+    let started = Instant::now();
+    let out = q
+        .read(move |snap| {
+            let (next, head) = snap.position().map_err(storage_problem)?;
+            let rows = snap.deal_owners(&id).map_err(storage_problem)?;
+            history(next, &head, rows, "deal", &id)
+        })
+        .await?;
+    answer(&q, &caller, &uri, "deal_owners", started, out).await
 }
 
 /// The leaver's handover plan and checklist, and what is still to transfer.

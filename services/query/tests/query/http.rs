@@ -835,3 +835,42 @@ async fn anomalies_come_with_their_evidence_and_a_leavers_risk_sums_them_up() {
     let (status, _, _) = api.get("/v1/anomalies", Some(&api.crm)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_deals_owners_are_told_from_its_creation_through_its_handover() {
+    let api = Api::start().await;
+    let before = api.ok("/v1/deals/D-1/owners").await;
+    assert_eq!(before["current_owner"], "E-2");
+    assert_eq!(before["history"][0]["reason"], "created");
+    api.ledger
+        .append(vec![ev(
+            "deal-handover",
+            crate::hr(),
+            2150,
+            EventKind::OwnershipTransferred {
+                resource: proto_types::event::Resource::Deal(
+                    proto_types::ids::DealId::parse("D-1").unwrap(),
+                ),
+                from: crate::emp("E-2"),
+                to: crate::emp("E-1"),
+                reason: "handover".into(),
+            },
+        )])
+        .await
+        .unwrap();
+    api.caught_up().await;
+    let after = api.ok("/v1/deals/D-1/owners").await;
+    assert_eq!(after["current_owner"], "E-1");
+    let h = after["history"].as_array().unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(
+        (h[1]["previous"].as_str(), h[1]["reason"].as_str()),
+        (Some("E-2"), Some("handover"))
+    );
+    assert_eq!(h[0]["until"], h[1]["from"]);
+    let (status, ct, _) = api.get("/v1/deals/D-404/owners", Some(&api.siem)).await;
+    assert_eq!(
+        (status, ct.as_str()),
+        (StatusCode::NOT_FOUND, "application/problem+json")
+    );
+}
