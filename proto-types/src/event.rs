@@ -278,10 +278,19 @@ pub enum EventKind {
         role: RoleName,
         permissions: Vec<(Module, Level)>,
     },
+    /// A contact person at a customer, as the CRM holds it (added or changed; the latest for a
+    /// name wins).
+    CustomerContactRecorded {
+        customer: CustomerId,
+        name: String,
+        role: String,
+        email: String,
+        phone: String,
+    },
 }
 
 /// Every kind's [`EventKind::name`], in declaration order.
-pub const KIND_NAMES: [&str; 31] = [
+pub const KIND_NAMES: [&str; 32] = [
     "employee_hired",
     "role_granted",
     "role_revoked",
@@ -313,6 +322,7 @@ pub const KIND_NAMES: [&str; 31] = [
     "retention_policy_set",
     "employee_updated",
     "role_defined",
+    "customer_contact_recorded",
 ];
 
 impl EventKind {
@@ -350,6 +360,7 @@ impl EventKind {
             EventKind::RetentionPolicySet { .. } => "retention_policy_set",
             EventKind::EmployeeUpdated { .. } => "employee_updated",
             EventKind::RoleDefined { .. } => "role_defined",
+            EventKind::CustomerContactRecorded { .. } => "customer_contact_recorded",
         }
     }
 }
@@ -582,6 +593,13 @@ pub(crate) mod tests {
                     (Module::Customers, Level::Write),
                     (Module::Export, Level::Read),
                 ],
+            },
+            EventKind::CustomerContactRecorded {
+                customer: CustomerId::parse("C-1").unwrap(),
+                name: "Li Na 李娜".into(),
+                role: "Head of Purchasing".into(),
+                email: "li.na@acme.example".into(),
+                phone: "+86 10 5555 0100".into(),
             },
         ]
     }

@@ -398,6 +398,27 @@ impl DemoGenerator {
                     owner: self.emps[owner].id.clone(),
                 },
             );
+            // The customer's contact person, as the CRM import holds it (derived from the index,
+            // not drawn from the generator, so that the rest of the history stays as it was).
+            let first = FIRST[(c * 7) % FIRST.len()];
+            let last = LAST[(c * 13) % LAST.len()];
+            let roles = ["Purchasing", "CFO", "Head of Sales", "Operations"];
+            self.push(
+                Actor::System(SystemId::parse("crm-import").expect("valid id")),
+                t1.plus_micros(c as i64 * 1_000_000 + 500_000),
+                EventKind::CustomerContactRecorded {
+                    customer: self.cust_id[c].clone(),
+                    name: format!("{first} {last}"),
+                    role: roles[c % roles.len()].into(),
+                    email: format!(
+                        "{}.{}@{}.example",
+                        first.to_lowercase().replace(' ', ""),
+                        last.to_lowercase().replace(' ', ""),
+                        self.cust_id[c].as_str().to_lowercase()
+                    ),
+                    phone: format!("+49 30 {:04} {:04}", c % 10_000, (c * 37) % 10_000),
+                },
+            );
         }
     }
 

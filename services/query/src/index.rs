@@ -70,6 +70,7 @@ pub fn keys(state: &State, event: &Event) -> Keys {
         }
         EventKind::CustomerViewed { customer }
         | EventKind::CustomerUpdated { customer, .. }
+        | EventKind::CustomerContactRecorded { customer, .. }
         | EventKind::CustomerDeleted { customer } => {
             customers.insert(customer.as_str().to_string());
         }

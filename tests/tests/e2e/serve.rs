@@ -302,7 +302,13 @@ fn a_leavers_customers_export_to_a_csv_file_from_the_command_line() {
     assert_eq!(&bytes[..3], "\u{feff}".as_bytes());
     let text = std::str::from_utf8(&bytes[3..]).unwrap();
     let mut lines = text.lines();
-    assert!(lines.next().unwrap().starts_with("customer,name,owner_now"));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("customer,name,contacts,owner_now")
+    );
+    assert!(text.contains(".example"), "contact emails are in: {text}");
     assert!(lines.count() >= 1, "{text}");
     for (token, employee, named) in [
         (None, "E-0002", "HANDOVER_TOKEN"),

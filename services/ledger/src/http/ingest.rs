@@ -141,6 +141,16 @@ pub enum ActionDto {
     CustomerDeleted {
         customer: String,
     },
+    CustomerContactRecorded {
+        customer: String,
+        name: String,
+        #[serde(default)]
+        role: String,
+        #[serde(default)]
+        email: String,
+        #[serde(default)]
+        phone: String,
+    },
     DealCreated {
         deal: String,
         customer: String,
@@ -277,6 +287,19 @@ impl EventDto {
             },
             ActionDto::CustomerDeleted { customer } => EventKind::CustomerDeleted {
                 customer: id("customer", CustomerId::parse, customer)?,
+            },
+            ActionDto::CustomerContactRecorded {
+                customer,
+                name,
+                role,
+                email,
+                phone,
+            } => EventKind::CustomerContactRecorded {
+                customer: id("customer", CustomerId::parse, customer)?,
+                name,
+                role,
+                email,
+                phone,
             },
             ActionDto::DealCreated {
                 deal,

@@ -805,3 +805,29 @@ async fn a_role_is_defined_by_put_and_bad_definitions_are_refused_writing_nothin
         "an unchanged definition and every refusal write nothing"
     );
 }
+
+#[tokio::test]
+async fn the_crm_reports_a_customers_contact_person_and_a_contact_without_a_name_is_refused() {
+    let app = app();
+    let ok = app
+        .post(
+            "/v1/events",
+            &app.ingest,
+            json!({"events": [{"id": "k1", "actor": "system:crm", "occurred_at": now(),
+                "type": "customer_contact_recorded", "customer": "C-1", "name": "Li Na 李娜",
+                "role": "Purchasing", "email": "li.na@example.com"}]}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let head = *app.ledger.head_watch().borrow();
+    let bad = app
+        .post(
+            "/v1/events",
+            &app.ingest,
+            json!({"events": [{"id": "k2", "actor": "system:crm", "occurred_at": now(),
+                "type": "customer_contact_recorded", "customer": "C-1"}]}),
+        )
+        .await;
+    assert_problem(&bad, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(*app.ledger.head_watch().borrow(), head);
+}

@@ -76,6 +76,7 @@ impl What {
             What::Customers => &[
                 "customer",
                 "name",
+                "contacts",
                 "owner_now",
                 "owned_from",
                 "owned_until",
@@ -264,6 +265,8 @@ fn render(
             let history = seqs(snap, IndexName::Customer, c, i64::MIN, next)?;
             let mut name = Value::Null;
             let mut owner_now = Value::Null;
+            // The latest record of each contact person, by name.
+            let mut contacts: BTreeMap<String, Value> = BTreeMap::new();
             let mut last: Option<(Event, u64)> = None;
             let mut items = Vec::new();
             for s in &history {
@@ -279,6 +282,18 @@ fn render(
                             ..
                         } => owner_now = json!(to),
                         EventKind::CustomerDeleted { .. } => owner_now = Value::Null,
+                        EventKind::CustomerContactRecorded {
+                            name,
+                            role,
+                            email,
+                            phone,
+                            ..
+                        } => {
+                            contacts.insert(
+                                name.clone(),
+                                json!({"name": name, "role": role, "email": email, "phone": phone}),
+                            );
+                        }
                         _ => {}
                     }
                     if with_history {
@@ -300,6 +315,34 @@ fn render(
                 .unwrap_or((Value::Null, Value::Null));
             row.insert("customer".into(), json!(c));
             row.insert("name".into(), name);
+            let contacts: Vec<Value> = contacts.into_values().collect();
+            row.insert(
+                "contacts".into(),
+                if with_history {
+                    Value::Array(contacts)
+                } else {
+                    // One cell: "Name (role) <email> phone; …".
+                    Value::String(
+                        contacts
+                            .iter()
+                            .map(|c| {
+                                let mut s = c["name"].as_str().unwrap_or_default().to_string();
+                                for (k, open, close) in [
+                                    ("role", " (", ")"),
+                                    ("email", " <", ">"),
+                                    ("phone", " ", ""),
+                                ] {
+                                    if let Some(v) = c[k].as_str().filter(|v| !v.is_empty()) {
+                                        s.push_str(&format!("{open}{v}{close}"));
+                                    }
+                                }
+                                s
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                },
+            );
             row.insert("owner_now".into(), owner_now);
             row.insert("owned_from".into(), from);
             row.insert("owned_until".into(), until);

@@ -567,16 +567,30 @@ async fn a_leavers_customers_deals_and_activity_export_as_csv_json_and_ndjson() 
     let api = Api::start().await;
     let tricky = "Zhang \"Big\" Trading, 张伟贸易\nGmbH";
     api.ledger
-        .append(vec![ev(
-            "tricky",
-            by("E-2"),
-            1200,
-            EventKind::CustomerCreated {
-                customer: cust("C-3"),
-                name: tricky.into(),
-                owner: crate::emp("E-2"),
-            },
-        )])
+        .append(vec![
+            ev(
+                "tricky",
+                by("E-2"),
+                1200,
+                EventKind::CustomerCreated {
+                    customer: cust("C-3"),
+                    name: tricky.into(),
+                    owner: crate::emp("E-2"),
+                },
+            ),
+            ev(
+                "contact",
+                crate::hr(),
+                1201,
+                EventKind::CustomerContactRecorded {
+                    customer: cust("C-3"),
+                    name: "Li Na 李娜".into(),
+                    role: "Head of Purchasing".into(),
+                    email: "li.na@zhang.example".into(),
+                    phone: "+86 10 5555 0100".into(),
+                },
+            ),
+        ])
         .await
         .unwrap();
     api.caught_up().await;
@@ -600,6 +614,7 @@ async fn a_leavers_customers_deals_and_activity_export_as_csv_json_and_ndjson() 
         vec![
             "customer",
             "name",
+            "contacts",
             "owner_now",
             "owned_from",
             "owned_until",
@@ -617,10 +632,14 @@ async fn a_leavers_customers_deals_and_activity_export_as_csv_json_and_ndjson() 
     );
     assert_eq!(&by_id["C-3"][1], tricky);
     assert_eq!(
-        (&by_id["C-1"][2], &by_id["C-1"][4]),
+        (&by_id["C-1"][3], &by_id["C-1"][5]),
         ("E-1", "2026-09-02T11:00:00.000000Z")
     );
-    assert_eq!((&by_id["C-2"][2], &by_id["C-2"][4]), ("E-2", ""));
+    assert_eq!((&by_id["C-2"][3], &by_id["C-2"][5]), ("E-2", ""));
+    assert_eq!(
+        &by_id["C-3"][2],
+        "Li Na 李娜 (Head of Purchasing) <li.na@zhang.example> +86 10 5555 0100"
+    );
     // Within the default 90 days, C-1 (handed over in September) is no longer the leaver's.
     let (_, _, body) = get("/v1/employees/E-2/export").await;
     let ids: Vec<String> = csv::Reader::from_reader(&body[3..])
@@ -640,6 +659,13 @@ async fn a_leavers_customers_deals_and_activity_export_as_csv_json_and_ndjson() 
         .iter()
         .find(|r| r["customer"] == "C-1")
         .unwrap();
+    let c3 = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["customer"] == "C-3")
+        .unwrap();
+    assert_eq!(c3["contacts"][0]["email"], "li.na@zhang.example");
     let kinds: Vec<&str> = c1["history"]
         .as_array()
         .unwrap()
