@@ -162,6 +162,10 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 const LOCAL_BATCH: usize = 8192;
 /// Entries applied in one transaction at most, when fetches have piled up.
 const MAX_APPLY: usize = 16_384;
+/// Below this many, the applier waits a moment for more before it commits (under load).
+const MIN_APPLY: usize = 4096;
+/// How long it waits then.
+const GATHER: Duration = Duration::from_millis(20);
 
 /// The in-process bus: follows the ledger's head and applies what it commits, until `stop`.
 pub async fn follow_ledger(
@@ -384,6 +388,7 @@ async fn apply_fetched(
     let mut unacked: Option<Box<jetstream::Message>> = None;
     let mut flushed_at = Instant::now();
     let mut held: Option<Fetched> = None;
+    let mut last_batch = 0;
     loop {
         let item = match held.take() {
             Some(i) => i,
@@ -395,19 +400,39 @@ async fn apply_fetched(
         match item {
             Fetched::Rows(mut rows, mut last) => {
                 // Whatever arrived while the last batch was applied goes into one transaction.
+                // Under load (the last batch was large), wait a moment for a batch worth a
+                // transaction: each commit rewrites every index page it touched, so a few large
+                // ones cost less than many small ones. A light load is applied at once.
+                let gather = if last_batch >= MIN_APPLY / 4 {
+                    GATHER
+                } else {
+                    Duration::ZERO
+                };
+                let deadline = Instant::now() + gather;
                 while rows.len() < MAX_APPLY {
-                    match rx.try_recv() {
-                        Ok(Fetched::Rows(more, m)) => {
+                    let next = match rx.try_recv() {
+                        Ok(item) => Some(item),
+                        Err(_) if rows.len() < MIN_APPLY && Instant::now() < deadline => {
+                            tokio::time::timeout_at(deadline.into(), rx.recv())
+                                .await
+                                .ok()
+                                .flatten()
+                        }
+                        Err(_) => None,
+                    };
+                    match next {
+                        Some(Fetched::Rows(more, m)) => {
                             rows.extend(more);
                             last = m;
                         }
-                        Ok(quiet) => {
+                        Some(quiet) => {
                             held = Some(quiet);
                             break;
                         }
-                        Err(_) => break,
+                        None => break,
                     }
                 }
+                last_batch = rows.len();
                 let top = rows.iter().map(|(s, _)| *s).max().unwrap_or(0);
                 applier
                     .lock()
