@@ -900,3 +900,42 @@ async fn a_deals_owners_are_told_from_its_creation_through_its_handover() {
         (StatusCode::NOT_FOUND, "application/problem+json")
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_routes_that_answer() {
+    let api = Api::start().await;
+    let doc = api.ok("/v1/openapi.json").await;
+    assert_eq!(doc["openapi"].as_str().map(|v| &v[..3]), Some("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            operations += 1;
+            let concrete = path.replace("{id}", "E-2").replace("{seq}", "3");
+            let req = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(&concrete)
+                .header(header::AUTHORIZATION, format!("Bearer {}", api.siem))
+                .body(Body::empty())
+                .unwrap();
+            let res = api.client.router.clone().oneshot(req).await.unwrap();
+            let status = res.status();
+            let body: Value =
+                serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes())
+                    .unwrap_or(Value::Null);
+            assert!(
+                status != StatusCode::METHOD_NOT_ALLOWED && body["detail"] != "no such endpoint",
+                "{method} {concrete}: {status} {body}"
+            );
+        }
+    }
+    assert_eq!(
+        operations, 18,
+        "every operation of the forensic API is documented"
+    );
+    let (status, _, body) = api.get("/v1/promotions", Some(&api.siem)).await;
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no such endpoint"))
+    );
+}
