@@ -24,8 +24,9 @@ test: tools
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
     cargo test --workspace --doc
 
-# Benchmarks: prints a table and writes target/bench/log.json.
-bench:
+# Benchmarks: prints tables and writes target/bench/*.json (log, ingest, query, replay,
+# detection); starts its own nats-server from .tools/.
+bench: tools
     cargo build --release -p handover
     ./target/release/handover bench --out target/bench/log.json
 
