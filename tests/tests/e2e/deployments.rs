@@ -1,6 +1,7 @@
-//! One story against both deployments of the one binary: the embedded default (`handover serve`,
-//! ledger and query in one process, in-process bus) and the split one (`handover ledger` and
-//! `handover query` as two processes with a real nats-server between them). An employee is
+//! One story against every deployment of the one binary: the embedded default (`handover serve`,
+//! ledger and query in one process, in-process bus), the same over NATS (`serve --nats`), and the
+//! split one (`handover ledger` and `handover query` as two processes with a real nats-server
+//! between them). An employee is
 //! hired, works, resigns, departs and is handed over; the security team then asks the forensic
 //! API about it, and every answer must agree with what the write API acknowledged.
 
@@ -74,6 +75,40 @@ impl Deployment {
             servers: vec![server],
             query: None,
             _nats: None,
+        }
+    }
+
+    /// `handover serve --nats`: one process that publishes to JetStream and feeds its read side
+    /// from the stream (backfilling from its own log).
+    fn embedded_over_nats(dir: &Path) -> Deployment {
+        let nats = Nats::start(&dir.join("js"));
+        let data = dir.join("data");
+        let (hr, crm, siem) = (
+            token(&data, "hr-system", "hr"),
+            token(&data, "crm", "ingest"),
+            token(&data, "siem", "audit:read"),
+        );
+        let mut cmd = handover();
+        cmd.args([
+            "serve",
+            "--data",
+            path_str(&data),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--nats", &nats.url()])
+        .stderr(std::process::Stdio::null());
+        let server = Server::spawn(cmd);
+        Deployment {
+            write: server.addr.clone(),
+            read: server.addr.clone(),
+            hr,
+            crm,
+            siem,
+            ledger_data: data,
+            servers: vec![server],
+            query: None,
+            _nats: Some(nats),
         }
     }
 
@@ -351,6 +386,12 @@ fn offboarding_story_is_told_by_the_forensic_api(d: Deployment) {
 fn embedded_the_offboarding_story_is_recorded_verified_and_told_by_the_forensic_api() {
     let dir = tempfile::tempdir().unwrap();
     offboarding_story_is_told_by_the_forensic_api(Deployment::embedded(dir.path()));
+}
+
+#[test]
+fn embedded_over_nats_the_offboarding_story_is_recorded_verified_and_told_by_the_forensic_api() {
+    let dir = tempfile::tempdir().unwrap();
+    offboarding_story_is_told_by_the_forensic_api(Deployment::embedded_over_nats(dir.path()));
 }
 
 #[test]
