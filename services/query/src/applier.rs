@@ -317,6 +317,7 @@ impl Applier {
             }
             note_plan(&mut self.planned, *seq, &event);
             for a in self.detector.observe(&self.state, *seq, hash, &event) {
+                self.metrics.anomaly(a.rule, a.severity.name());
                 let rule = RULES.iter().position(|r| *r == a.rule).unwrap_or(0) as u8;
                 let doc = serde_json::to_vec(&views::anomaly(&a)).expect("json");
                 batch

@@ -22,6 +22,8 @@ pub struct Metrics {
     query_buckets: [AtomicU64; BUCKETS.len()],
     query_micros_sum: AtomicU64,
     queries: Mutex<BTreeMap<&'static str, u64>>,
+    /// Anomalies raised since start, by (rule, severity).
+    anomalies: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -30,6 +32,16 @@ impl Metrics {
             self.entries_applied.fetch_add(n, Relaxed);
             self.batches.fetch_add(1, Relaxed);
         }
+    }
+
+    /// An anomaly raised as its event was applied.
+    pub fn anomaly(&self, rule: &'static str, severity: &'static str) {
+        *self
+            .anomalies
+            .lock()
+            .expect("metrics lock")
+            .entry((rule, severity))
+            .or_default() += 1;
     }
 
     pub fn backfilled(&self, n: u64) {
@@ -119,6 +131,16 @@ impl Metrics {
             "1 once an entry failed verification (see GET /v1/integrity).",
             self.broken.load(Relaxed),
         );
+        let _ = writeln!(
+            s,
+            "# HELP handover_anomalies_total Anomalies raised since start, by rule and severity.\n# TYPE handover_anomalies_total counter"
+        );
+        for ((rule, severity), n) in self.anomalies.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                s,
+                "handover_anomalies_total{{rule=\"{rule}\",severity=\"{severity}\"}} {n}"
+            );
+        }
         let _ = writeln!(
             s,
             "# HELP handover_query_requests_total Forensic queries answered, by endpoint.\n# TYPE handover_query_requests_total counter"

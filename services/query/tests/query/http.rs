@@ -860,6 +860,13 @@ async fn anomalies_come_with_their_evidence_and_a_leavers_risk_sums_them_up() {
     }
     let (status, _, _) = api.get("/v1/anomalies", Some(&api.crm)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    let metrics = api.read.metrics.render();
+    assert!(
+        metrics.contains(
+            "handover_anomalies_total{rule=\"activity_after_disable\",severity=\"critical\"} 1\n"
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
