@@ -48,7 +48,7 @@ pub enum Command {
     Verify(crate::verify_cmd::VerifyArgs),
     /// Write a range of the log to the documented export file.
     ExportLog(crate::export_cmd::ExportArgs),
-    /// Measure the log against its limits (raw redb, pure BLAKE3) and write target/bench/log.json.
+    /// Measure everything against its limits in one run (tables, and JSON in target/bench/).
     Bench(crate::bench::BenchArgs),
 }
 
