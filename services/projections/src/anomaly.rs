@@ -161,6 +161,14 @@ impl Detector {
         }
     }
 
+    /// The employee's memory, made on first sight (without cloning the id on every event).
+    fn stats_of(&mut self, id: &EmployeeId) -> &mut Stats {
+        if !self.stats.contains_key(id) {
+            self.stats.insert(id.clone(), Stats::default());
+        }
+        self.stats.get_mut(id).expect("just made")
+    }
+
     pub fn thresholds(&self) -> &Thresholds {
         &self.thresholds
     }
@@ -241,7 +249,7 @@ impl Detector {
         if let Some(Flag::ActivityAfterDisable { gap_micros, .. }) =
             flags::immediate(&before.directory, event)
         {
-            let s = self.stats.entry(id.clone()).or_default();
+            let s = self.stats_of(id);
             let mut evidence: Vec<Evidence> =
                 s.disabled.or(s.departed.map(|d| d.1)).into_iter().collect();
             evidence.push(me);
@@ -259,7 +267,7 @@ impl Detector {
             });
         }
         let employee = before.directory.get(id);
-        let s = self.stats.entry(id.clone()).or_default();
+        let s = self.stats_of(id);
         // Exports in the notice period.
         if matches!(
             event.kind,
