@@ -64,6 +64,19 @@ pub enum Module {
     Settings,
 }
 
+impl Module {
+    /// The stable snake_case name, as the APIs use it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Module::Customers => "customers",
+            Module::Deals => "deals",
+            Module::Reports => "reports",
+            Module::Export => "export",
+            Module::Settings => "settings",
+        }
+    }
+}
+
 /// A permission level; levels are ordered `None < Read < Write < Admin`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Level {
@@ -71,6 +84,18 @@ pub enum Level {
     Read,
     Write,
     Admin,
+}
+
+impl Level {
+    /// The stable snake_case name, as the APIs use it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::None => "none",
+            Level::Read => "read",
+            Level::Write => "write",
+            Level::Admin => "admin",
+        }
+    }
 }
 
 /// An amount of money in minor units (cents) of an ISO 4217 currency.

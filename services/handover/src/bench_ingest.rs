@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use ledger::http::auth::{Scope, TokenRecord, TokenSet, new_token, token_hash};
 use ledger::http::{AppState, router};
 use ledger::{Ledger, LogStore, NewEntry, WriterConfig};
-use proto_types::event::{DealOutcome, EventKind, Module};
-use proto_types::{Actor, Event};
+use proto_types::Event;
+use proto_types::event::{DealOutcome, EventKind};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -28,22 +28,9 @@ pub struct IngestFigures {
     pub direct_p99: Duration,
 }
 
-fn module(m: Module) -> &'static str {
-    match m {
-        Module::Customers => "customers",
-        Module::Deals => "deals",
-        Module::Reports => "reports",
-        Module::Export => "export",
-        Module::Settings => "settings",
-    }
-}
-
 /// The ingest JSON of a user action (None for HR kinds, which go through commands).
 pub fn ingest_json(e: &Event) -> Option<Value> {
-    let actor = match &e.actor {
-        Actor::Employee(id) => id.to_string(),
-        Actor::System(s) => format!("system:{s}"),
-    };
+    let actor = query::index::actor_key(&e.actor);
     let money = |m: &proto_types::event::Money| json!({"minor_units": m.minor_units, "currency": String::from_utf8_lossy(&m.currency)});
     let mut v = match &e.kind {
         EventKind::LoggedIn { ip, user_agent } => {
@@ -58,7 +45,7 @@ pub fn ingest_json(e: &Event) -> Option<Value> {
         }
         EventKind::LoggedOut => json!({"type": "logged_out"}),
         EventKind::ModuleAccessed { module: m } => {
-            json!({"type": "module_accessed", "module": module(*m)})
+            json!({"type": "module_accessed", "module": m.name()})
         }
         EventKind::CustomerCreated {
             customer,
@@ -169,17 +156,45 @@ async fn fresh_ledger(
     Ok((ledger, handle))
 }
 
-/// One keep-alive HTTP/1.1 connection: POST a body, read the status and the body.
-struct Conn {
+/// One keep-alive HTTP/1.1 connection with a bearer token: send a request, read the status and
+/// the body (the benchmarks' client: no library between them and the server's own cost).
+pub(crate) struct Conn {
     stream: BufReader<tokio::net::TcpStream>,
-    head: String,
+    host: String,
+    token: String,
 }
 
 impl Conn {
-    async fn post(&mut self, body: &[u8]) -> anyhow::Result<u16> {
-        let req = format!("{}Content-Length: {}\r\n\r\n", self.head, body.len());
+    pub(crate) async fn open(addr: std::net::SocketAddr, token: String) -> anyhow::Result<Conn> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream: BufReader::new(stream),
+            host: addr.to_string(),
+            token,
+        })
+    }
+
+    /// POSTs a JSON body (`Some`) or GETs (`None`) `path`: the status.
+    pub(crate) async fn send(&mut self, path: &str, body: Option<&[u8]>) -> anyhow::Result<u16> {
+        let (method, extra) = match body {
+            Some(b) => (
+                "POST",
+                format!(
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                    b.len()
+                ),
+            ),
+            None => ("GET", String::new()),
+        };
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n{extra}\r\n",
+            self.host, self.token
+        );
         self.stream.get_mut().write_all(req.as_bytes()).await?;
-        self.stream.get_mut().write_all(body).await?;
+        if let Some(b) = body {
+            self.stream.get_mut().write_all(b).await?;
+        }
         let mut line = String::new();
         self.stream.read_line(&mut line).await?;
         let status: u16 = line
@@ -289,24 +304,16 @@ pub async fn run(
                 .collect()
         })
         .collect();
-    let head = format!(
-        "POST /v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-    );
     let started = Instant::now();
     let mut tasks = Vec::new();
     for mine in bodies {
-        let head = head.clone();
+        let token = token.clone();
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            let mut conn = Conn {
-                stream: BufReader::new(stream),
-                head,
-            };
+            let mut conn = Conn::open(addr, token).await?;
             let mut lat = Vec::with_capacity(mine.len());
             for body in mine {
                 let t = Instant::now();
-                let status = conn.post(&body).await?;
+                let status = conn.send("/v1/events", Some(&body)).await?;
                 anyhow::ensure!(status == 200, "ingest answered {status}");
                 lat.push(t.elapsed());
             }

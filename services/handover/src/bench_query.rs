@@ -28,7 +28,6 @@ use ledger::{Ledger, LogStore, NewEntry, WriterConfig};
 use proto_types::EntryRef;
 use query::http::AuditSink;
 use query::source::{Backfill, LogReaderHandle, NatsConfig, follow_ledger, follow_nats};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// A nats-server of our own for the benchmark: JetStream in `dir`, a free loopback port.
 pub struct BenchNats {
@@ -308,46 +307,6 @@ pub struct QueryFigures {
     pub owners_p99: Duration,
 }
 
-/// One keep-alive HTTP/1.1 connection for GETs.
-struct Getter {
-    stream: BufReader<tokio::net::TcpStream>,
-    host: String,
-    token: String,
-}
-
-impl Getter {
-    async fn get(&mut self, path: &str) -> anyhow::Result<u16> {
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
-            self.host, self.token
-        );
-        self.stream.get_mut().write_all(req.as_bytes()).await?;
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await?;
-        let status = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut len = 0usize;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await?;
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse()?;
-            }
-        }
-        let mut body = vec![0; len];
-        self.stream.read_exact(&mut body).await?;
-        Ok(status)
-    }
-}
-
 /// Builds a store of `entries`, lets the read side apply it all, then times forensic queries
 /// over HTTP. `employees` and `customers` are the ids the demo used.
 ///
@@ -409,25 +368,21 @@ pub async fn forensic(
             })
             .await
     });
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let mut conn = Getter {
-        stream: BufReader::new(stream),
-        host: addr.to_string(),
-        token,
-    };
+    let mut conn = crate::bench_ingest::Conn::open(addr, token).await?;
     let (mut timeline, mut owners) = (Vec::new(), Vec::new());
     for i in 0..requests {
         let e = &employees[(i * 7919) % employees.len()];
         let t = Instant::now();
         let status = conn
-            .get(&format!("/v1/employees/{e}/timeline?limit=50"))
+            .send(&format!("/v1/employees/{e}/timeline?limit=50"), None)
             .await?;
         anyhow::ensure!(status == 200, "timeline of {e} answered {status}");
         timeline.push(t.elapsed());
         let c = &customers[(i * 104_729) % customers.len()];
         let t = Instant::now();
-        let status = conn.get(&format!("/v1/customers/{c}/owners")).await?;
+        let status = conn
+            .send(&format!("/v1/customers/{c}/owners"), None)
+            .await?;
         anyhow::ensure!(status == 200, "owners of {c} answered {status}");
         owners.push(t.elapsed());
     }

@@ -145,10 +145,6 @@ async fn connect(config: &OutboxConfig) -> Result<jetstream::Context, BoxError> 
     Ok(js)
 }
 
-fn hex(hash: &Hash32) -> String {
-    hex::encode(hash)
-}
-
 /// Publishes from `cursor` until stopped (Ok) or until NATS fails (Err, to reconnect).
 ///
 /// Acks stay in flight across reads of the log (up to `max_in_flight`); the cursor follows the
@@ -200,7 +196,13 @@ async fn pump(
         }
         let reader = ledger.reader().clone();
         let from = next;
-        let batch = tokio::task::spawn_blocking(move || reader.entries(from, 1024)).await??;
+        // Owned as `Bytes`, so that each publish shares the bytes read instead of copying them.
+        let batch: Vec<(u64, Bytes)> =
+            tokio::task::spawn_blocking(move || reader.entries(from, 1024))
+                .await??
+                .into_iter()
+                .map(|(seq, bytes)| (seq, Bytes::from(bytes)))
+                .collect();
         let (events, hashes): (Vec<Event>, Vec<Hash32>) = batch
             .iter()
             .map(|(seq, bytes)| {
@@ -216,8 +218,8 @@ async fn pump(
             batch.iter().zip(events.iter().zip(&hashes)).enumerate()
         {
             let msg = PublishMessage::build()
-                .payload(Bytes::copy_from_slice(bytes))
-                .message_id(hex(hash))
+                .payload(bytes.clone())
+                .message_id(hex::encode(hash))
                 .header(nats::SEQ_HEADER, seq.to_string().as_str());
             inflight.push_back((
                 *seq,
@@ -275,7 +277,7 @@ fn count(ledger: &Ledger, ack: &async_nats::jetstream::publish::PublishAck) {
 /// The successors the handover plan following a departure names (same commit, a few entries on).
 async fn successors_after(
     ledger: &Ledger,
-    batch: &[(u64, Vec<u8>)],
+    batch: &[(u64, Bytes)],
     events: &[Event],
     i: usize,
     event: &Event,

@@ -161,14 +161,6 @@ impl Detector {
         }
     }
 
-    /// The employee's memory, made on first sight (without cloning the id on every event).
-    fn stats_of(&mut self, id: &EmployeeId) -> &mut Stats {
-        if !self.stats.contains_key(id) {
-            self.stats.insert(id.clone(), Stats::default());
-        }
-        self.stats.get_mut(id).expect("just made")
-    }
-
     pub fn thresholds(&self) -> &Thresholds {
         &self.thresholds
     }
@@ -187,7 +179,11 @@ impl Detector {
         hash: [u8; 32],
         event: &Event,
     ) -> Vec<Anomaly> {
-        let t = self.thresholds.clone();
+        let Detector {
+            thresholds: t,
+            stats,
+        } = self;
+        let t = &*t;
         let me: Evidence = (seq, hash);
         let mut out = Vec::new();
         let at = event.occurred_at;
@@ -195,25 +191,25 @@ impl Detector {
         // HR's view of an employee: resignation, departure, disable.
         match &event.kind {
             EventKind::ResignationSubmitted { employee, .. } => {
-                let s = self.stats.entry(employee.clone()).or_default();
+                let s = stats_of(stats, employee);
                 s.resigned = Some(me);
-                out.extend(self_transfers_before(employee, s, at, me, &t, "resigned"));
+                out.extend(self_transfers_before(employee, s, at, me, t, "resigned"));
             }
             EventKind::EmployeeDeparted {
                 employee,
                 effective_at,
                 ..
             } => {
-                let s = self.stats.entry(employee.clone()).or_default();
+                let s = stats_of(stats, employee);
                 s.departed = Some((*effective_at, me));
                 s.revocation_gap_micros = None;
                 if s.resigned.is_none() {
-                    out.extend(self_transfers_before(employee, s, at, me, &t, "left"));
+                    out.extend(self_transfers_before(employee, s, at, me, t, "left"));
                 }
                 s.self_transfers.clear();
             }
             EventKind::AccountDisabled { employee, .. } => {
-                let s = self.stats.entry(employee.clone()).or_default();
+                let s = stats_of(stats, employee);
                 s.disabled = Some(me);
                 if let Some((effective, departed)) = s.departed {
                     let gap = at.0 - effective.0;
@@ -235,7 +231,7 @@ impl Detector {
                 }
             }
             EventKind::AccountReenabled { employee, .. } => {
-                let s = self.stats.entry(employee.clone()).or_default();
+                let s = stats_of(stats, employee);
                 s.disabled = None;
                 s.departed = None;
                 s.resigned = None;
@@ -249,7 +245,7 @@ impl Detector {
         if let Some(Flag::ActivityAfterDisable { gap_micros, .. }) =
             flags::immediate(&before.directory, event)
         {
-            let s = self.stats_of(id);
+            let s = stats_of(stats, id);
             let mut evidence: Vec<Evidence> =
                 s.disabled.or(s.departed.map(|d| d.1)).into_iter().collect();
             evidence.push(me);
@@ -267,7 +263,7 @@ impl Detector {
             });
         }
         let employee = before.directory.get(id);
-        let s = self.stats_of(id);
+        let s = stats_of(stats, id);
         // Exports in the notice period.
         if matches!(
             event.kind,
@@ -440,6 +436,14 @@ impl Detector {
         }
         out
     }
+}
+
+/// The employee's memory, made on first sight (without cloning the id on every event).
+fn stats_of<'s>(stats: &'s mut HashMap<EmployeeId, Stats>, id: &EmployeeId) -> &'s mut Stats {
+    if !stats.contains_key(id) {
+        stats.insert(id.clone(), Stats::default());
+    }
+    stats.get_mut(id).expect("just made")
 }
 
 /// The self-transfer anomaly, if `employee` moved customers to themselves shortly before `at`.

@@ -64,21 +64,31 @@ impl LedgerClient {
         })
     }
 
-    async fn call(
+    fn connect_error(&self, e: &dyn std::fmt::Display) -> ClientError {
+        ClientError::Connect(self.authority.clone(), e.to_string())
+    }
+
+    /// Sends one request on a new connection: the response (its body still to read) and the
+    /// connection's driver, to abort once the body is read.
+    async fn send(
         &self,
         method: &str,
         path: &str,
         body: Option<String>,
-    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), ClientError> {
-        let connect =
-            |e: &dyn std::fmt::Display| ClientError::Connect(self.authority.clone(), e.to_string());
+    ) -> Result<
+        (
+            hyper::Response<hyper::body::Incoming>,
+            tokio::task::JoinHandle<Result<(), hyper::Error>>,
+        ),
+        ClientError,
+    > {
         let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
-            .map_err(|e| connect(&e))?;
+            .map_err(|e| self.connect_error(&e))?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await
-                .map_err(|e| connect(&e))?;
+                .map_err(|e| self.connect_error(&e))?;
         let driver = tokio::spawn(conn);
         let mut req = Request::builder()
             .method(method)
@@ -91,14 +101,27 @@ impl LedgerClient {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::BadUrl(e.to_string()))?;
-        let res = sender.send_request(req).await.map_err(|e| connect(&e))?;
+        let res = sender
+            .send_request(req)
+            .await
+            .map_err(|e| self.connect_error(&e))?;
+        Ok((res, driver))
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), ClientError> {
+        let (res, driver) = self.send(method, path, body).await?;
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res
             .into_body()
             .collect()
             .await
-            .map_err(|e| connect(&e))?
+            .map_err(|e| self.connect_error(&e))?
             .to_bytes();
         driver.abort();
         Ok((status, headers, bytes))
@@ -141,23 +164,7 @@ impl LedgerClient {
         path: &str,
         out: &mut impl std::io::Write,
     ) -> Result<String, ClientError> {
-        let connect =
-            |e: &dyn std::fmt::Display| ClientError::Connect(self.authority.clone(), e.to_string());
-        let stream = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .map_err(|e| connect(&e))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| connect(&e))?;
-        let driver = tokio::spawn(conn);
-        let req = Request::builder()
-            .uri(path)
-            .header(header::HOST, &self.authority)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| ClientError::BadUrl(e.to_string()))?;
-        let res = sender.send_request(req).await.map_err(|e| connect(&e))?;
+        let (res, driver) = self.send("GET", path, None).await?;
         let status = res.status();
         let content_type = res
             .headers()
@@ -167,7 +174,11 @@ impl LedgerClient {
             .to_string();
         let mut body = res.into_body();
         if status != StatusCode::OK {
-            let text = body.collect().await.map_err(|e| connect(&e))?.to_bytes();
+            let text = body
+                .collect()
+                .await
+                .map_err(|e| self.connect_error(&e))?
+                .to_bytes();
             driver.abort();
             return Err(ClientError::Status(
                 status,
@@ -175,9 +186,9 @@ impl LedgerClient {
             ));
         }
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| connect(&e))?;
+            let frame = frame.map_err(|e| self.connect_error(&e))?;
             if let Some(data) = frame.data_ref() {
-                out.write_all(data).map_err(|e| connect(&e))?;
+                out.write_all(data).map_err(|e| self.connect_error(&e))?;
             }
         }
         driver.abort();

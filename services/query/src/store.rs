@@ -27,8 +27,9 @@ use std::sync::Arc;
 
 use ledger::OpenError;
 use ledger::store::map_db_error;
-use proto_types::Timestamp;
+use proto_types::chain::EntryRef;
 use proto_types::chain::{GENESIS, Hash32};
+use proto_types::{Event, Timestamp};
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
 };
@@ -410,6 +411,47 @@ impl Snapshot {
             .and_then(|v| <[u8; 32]>::try_from(v.value()).ok())
             .unwrap_or(GENESIS);
         Ok((next, head))
+    }
+
+    /// The event of entry `seq` and the entry's hash, if it is applied and decodes (it verified
+    /// when it was applied).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn event(&self, seq: u64) -> Result<Option<(Event, Hash32)>, redb::Error> {
+        Ok(self.entry(seq)?.and_then(|b| {
+            let e = EntryRef::parse(&b).ok()?;
+            Event::decode(e.payload()).ok().map(|ev| (ev, *e.hash()))
+        }))
+    }
+
+    /// Every seq filed under `name` in `index` (none if no entry ever was), with
+    /// `from <= occurred_at < to` and seq below `below`, in (occurred_at, seq) order.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn filed_under(
+        &self,
+        index: IndexName,
+        name: &str,
+        from: i64,
+        to: i64,
+        below: u64,
+    ) -> Result<Vec<u64>, redb::Error> {
+        let Some(id) = self.name_id(index, name)? else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .list(
+                Some((index, id)),
+                from,
+                to,
+                None,
+                below,
+                usize::MAX,
+                |_, _| Ok(true),
+            )?
+            .0)
     }
 
     /// # Errors

@@ -4,7 +4,6 @@
 //! bytes (an employee, a handover, an ownership change), so that a read is a lookup. They can
 //! always be made again from the log.
 
-use chrono::SecondsFormat;
 use projections::State;
 use projections::directory::{AccountStatus, Employee, Employment};
 use projections::handover::Plan;
@@ -14,34 +13,12 @@ use proto_types::{Date, Event, Timestamp};
 use serde_json::{Map, Value, json};
 
 pub fn time(t: Timestamp) -> Value {
-    match t.to_chrono() {
-        Some(c) => Value::String(c.to_rfc3339_opts(SecondsFormat::Micros, true)),
-        None => Value::Null,
-    }
+    Value::String(t.to_rfc3339())
 }
 
 fn date(d: Date) -> Value {
     d.to_chrono()
         .map_or(Value::Null, |d| Value::String(d.to_string()))
-}
-
-pub fn module_name(m: Module) -> &'static str {
-    match m {
-        Module::Customers => "customers",
-        Module::Deals => "deals",
-        Module::Reports => "reports",
-        Module::Export => "export",
-        Module::Settings => "settings",
-    }
-}
-
-pub fn level_name(l: Level) -> &'static str {
-    match l {
-        Level::None => "none",
-        Level::Read => "read",
-        Level::Write => "write",
-        Level::Admin => "admin",
-    }
 }
 
 pub fn item_name(i: ChecklistItem) -> &'static str {
@@ -72,12 +49,12 @@ pub fn fields(kind: &EventKind) -> Value {
             module,
             level,
         } => {
-            json!({"employee": employee, "module": module_name(*module), "level": level_name(*level)})
+            json!({"employee": employee, "module": Module::name(*module), "level": Level::name(*level)})
         }
         EventKind::PermissionRevoked { employee, module } => {
-            json!({"employee": employee, "module": module_name(*module)})
+            json!({"employee": employee, "module": Module::name(*module)})
         }
-        EventKind::ModuleAccessed { module } => json!({"module": module_name(*module)}),
+        EventKind::ModuleAccessed { module } => json!({"module": Module::name(*module)}),
         EventKind::DealCreated {
             deal,
             customer,
@@ -173,7 +150,7 @@ pub fn entry(bytes: &[u8]) -> Value {
 pub fn levels(it: impl IntoIterator<Item = (Module, Level)>) -> Value {
     Value::Object(
         it.into_iter()
-            .map(|(m, l)| (module_name(m).to_string(), Value::from(level_name(l))))
+            .map(|(m, l)| (Module::name(m).to_string(), Value::from(Level::name(l))))
             .collect(),
     )
 }

@@ -212,6 +212,14 @@ fn a_bad_configuration_option_is_named_and_nothing_starts() {
         ("[consumer]\nbatch = 0\n", "consumer.batch"),
         ("[consumer]\ndurable = \"a b\"\n", "consumer.durable"),
         ("[stream]\nretention = \"forever\"\n", "retention"),
+        (
+            "[anomalies]\nspike_factor = 0.5\n",
+            "anomalies.spike_factor",
+        ),
+        (
+            "[anomalies]\nspike_min_days = 30\n",
+            "anomalies.spike_min_days",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");

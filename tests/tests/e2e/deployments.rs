@@ -26,7 +26,7 @@ struct Deployment {
     servers: Vec<Server>,
     /// How to start the query service again (split only).
     query: Option<QueryLaunch>,
-    _nats: Option<Nats>,
+    nats: Option<Nats>,
 }
 
 /// What `handover query` is started with.
@@ -74,7 +74,7 @@ impl Deployment {
             ledger_data: data,
             servers: vec![server],
             query: None,
-            _nats: None,
+            nats: None,
         }
     }
 
@@ -108,7 +108,7 @@ impl Deployment {
             ledger_data: data,
             servers: vec![server],
             query: None,
-            _nats: Some(nats),
+            nats: Some(nats),
         }
     }
 
@@ -148,7 +148,7 @@ impl Deployment {
             ledger_data: ldata,
             servers: vec![query, ledger],
             query: Some(launch),
-            _nats: Some(nats),
+            nats: Some(nats),
         }
     }
 
@@ -375,6 +375,24 @@ fn offboarding_story_is_told_by_the_forensic_api(d: Deployment) {
         assert!(queries.contains(&q), "{q} was recorded: {queries:?}");
     }
 
+    // Over NATS, the read side was fed by its durable consumer: it took the whole stream.
+    if let Some(nats) = &d.nats {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let info = rt.block_on(async {
+            let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+            let stream = js.get_stream(proto_types::nats::STREAM).await.unwrap();
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+                stream.get_consumer("handover-query").await.unwrap();
+            consumer.info().await.unwrap().clone()
+        });
+        assert!(
+            info.delivered.stream_sequence > head && info.num_pending == 0,
+            "{info:?}"
+        );
+    }
     let ledger_data = d.ledger_data.clone();
     d.stop();
     let (code, v) = verify_json(&["--data", path_str(&ledger_data)]);

@@ -260,6 +260,22 @@ fn an_export_taken_from_a_running_ledger_verifies_offline() {
             "the earlier export is untouched"
         );
     }
+    let before = std::fs::read(&out).unwrap();
+    let o = handover()
+        .args([
+            "export-log",
+            "--url",
+            "https://ledger.example",
+            "--out",
+            path_str(&out),
+        ])
+        .env("HANDOVER_TOKEN", &auditor)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{said}");
+    assert!(said.contains("http://HOST:PORT"), "{said}");
+    assert_eq!(std::fs::read(&out).unwrap(), before);
     assert_eq!(server.stop().0, 0);
 }
 

@@ -128,13 +128,23 @@ impl Caller {
     /// # Errors
     /// 403 when the caller's token lacks `scope`.
     pub fn require(&self, scope: Scope) -> Result<(), Problem> {
-        if self.scopes.contains(&scope) {
+        self.require_any(&[scope])
+    }
+
+    /// # Errors
+    /// 403 when the caller's token has none of `scopes`.
+    pub fn require_any(&self, scopes: &[Scope]) -> Result<(), Problem> {
+        if scopes.iter().any(|s| self.scopes.contains(s)) {
             Ok(())
         } else {
+            let names: Vec<String> = scopes.iter().map(ToString::to_string).collect();
             Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("this endpoint needs a token with the {scope} scope"),
+                format!(
+                    "this endpoint needs a token with the {} scope",
+                    names.join(" or ")
+                ),
             ))
         }
     }

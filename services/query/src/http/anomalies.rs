@@ -12,7 +12,6 @@ use ledger::http::auth::{Caller, Scope};
 use ledger::http::problem::Problem;
 use projections::anomaly::RULES;
 use proto_types::Event;
-use proto_types::chain::EntryRef;
 use proto_types::event::EventKind;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -172,37 +171,15 @@ async fn risk(
                 .filter_map(|a| a["severity"].as_str())
                 .max_by_key(|s| rank(s));
             // The employee's own history: exports, and the notice period.
-            let seqs = match snap
-                .name_id(IndexName::Employee, &id)
-                .map_err(storage_problem)?
-            {
-                None => Vec::new(),
-                Some(n) => {
-                    snap.list(
-                        Some((IndexName::Employee, n)),
-                        i64::MIN,
-                        i64::MAX,
-                        None,
-                        next,
-                        usize::MAX,
-                        |_, _| Ok(true),
-                    )
-                    .map_err(storage_problem)?
-                    .0
-                }
-            };
+            let seqs = snap
+                .filed_under(IndexName::Employee, &id, i64::MIN, i64::MAX, next)
+                .map_err(storage_problem)?;
             let mut exports = Vec::new();
             let mut resigned_at = None;
             let mut departed_at = None;
             let mut notice: Vec<(i64, Event)> = Vec::new();
             for s in seqs {
-                let Some(bytes) = snap.entry(s).map_err(storage_problem)? else {
-                    continue;
-                };
-                let Some((ev, hash)) = EntryRef::parse(&bytes)
-                    .ok()
-                    .and_then(|e| Event::decode(e.payload()).ok().map(|ev| (ev, *e.hash())))
-                else {
+                let Some((ev, hash)) = snap.event(s).map_err(storage_problem)? else {
                     continue;
                 };
                 let own = ev.actor.employee().is_some_and(|e| e.as_str() == id);

@@ -17,7 +17,7 @@ use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use ledger::http::auth::{Caller, Scope};
 use ledger::http::problem::Problem;
-use proto_types::chain::{EntryRef, Hash32};
+use proto_types::chain::Hash32;
 use proto_types::event::{EventKind, Money, Resource};
 use proto_types::{Event, Timestamp};
 use serde::Deserialize;
@@ -124,11 +124,7 @@ impl Keys {
 }
 
 fn event_at(snap: &Snapshot, seq: u64) -> Result<Option<(Event, Hash32)>, Problem> {
-    Ok(snap.entry(seq).map_err(storage_problem)?.and_then(|b| {
-        let e = EntryRef::parse(&b).ok()?;
-        let hash = *e.hash();
-        Event::decode(e.payload()).ok().map(|ev| (ev, hash))
-    }))
+    snap.event(seq).map_err(storage_problem)
 }
 
 /// Seqs filed under `key` in `index`, below `next`, from `from` (µs) on.
@@ -139,21 +135,8 @@ fn seqs(
     from: i64,
     next: u64,
 ) -> Result<Vec<u64>, Problem> {
-    let Some(id) = snap.name_id(index, key).map_err(storage_problem)? else {
-        return Ok(Vec::new());
-    };
-    Ok(snap
-        .list(
-            Some((index, id)),
-            from,
-            i64::MAX,
-            None,
-            next,
-            usize::MAX,
-            |_, _| Ok(true),
-        )
-        .map_err(storage_problem)?
-        .0)
+    snap.filed_under(index, key, from, i64::MAX, next)
+        .map_err(storage_problem)
 }
 
 /// The customers `employee` owns now or owned since `since`, with the periods of ownership.

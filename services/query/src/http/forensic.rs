@@ -15,9 +15,9 @@ use axum::http::Uri;
 use ledger::http::auth::{Caller, Scope};
 use ledger::http::problem::Problem;
 use projections::directory::{AccountStatus, Directory};
+use proto_types::Timestamp;
 use proto_types::chain::{EntryRef, GENESIS, Hash32};
 use proto_types::event::KIND_NAMES;
-use proto_types::{Event, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -245,7 +245,9 @@ fn run_listing(snap: &Snapshot, l: &Listing) -> Result<(Value, u64), Problem> {
                     }
                     match &l.actor_employee {
                         None => Ok(true),
-                        Some(a) => Ok(snap.entry(seq)?.is_some_and(|b| acted_by(&b, a))),
+                        Some(a) => Ok(snap.event(seq)?.is_some_and(|(ev, _)| {
+                            ev.actor.employee().is_some_and(|e| e.as_str() == a)
+                        })),
                     }
                 },
             )
@@ -263,14 +265,6 @@ fn run_listing(snap: &Snapshot, l: &Listing) -> Result<(Value, u64), Problem> {
         "next_cursor": last.map(|(at, seq)| encode_cursor(at, seq, below)),
     });
     Ok((envelope(below, &head, body), n))
-}
-
-/// Whether the entry's event was done by employee `id`.
-fn acted_by(bytes: &[u8], id: &str) -> bool {
-    EntryRef::parse(bytes)
-        .ok()
-        .and_then(|e| Event::decode(e.payload()).ok())
-        .is_some_and(|ev| ev.actor.employee().is_some_and(|e| e.as_str() == id))
 }
 
 fn path_and_query(uri: &Uri) -> String {
@@ -442,51 +436,16 @@ async fn permissions(
                 return Err(Problem::not_found(format!("no employee {id:?}")));
             }
             let until = at.map_or(i64::MAX, |t| t.saturating_add(1));
-            let name = snap
-                .name_id(IndexName::Employee, &id)
+            let seqs = snap
+                .filed_under(IndexName::Employee, &id, i64::MIN, until, next)
                 .map_err(storage_problem)?;
-            let seqs = match name {
-                None => Vec::new(),
-                Some(n) => {
-                    snap.list(
-                        Some((IndexName::Employee, n)),
-                        i64::MIN,
-                        until,
-                        None,
-                        next,
-                        usize::MAX,
-                        |_, _| Ok(true),
-                    )
-                    .map_err(storage_problem)?
-                    .0
-                }
-            };
             // The role definitions as they stood at `at`, then the employee's own history.
             let mut dir = Directory::default();
-            let defined = snap
-                .name_id(IndexName::Kind, "role_defined")
+            let definitions = snap
+                .filed_under(IndexName::Kind, "role_defined", i64::MIN, until, next)
                 .map_err(storage_problem)?;
-            let definitions = match defined {
-                None => Vec::new(),
-                Some(k) => {
-                    snap.list(
-                        Some((IndexName::Kind, k)),
-                        i64::MIN,
-                        until,
-                        None,
-                        next,
-                        usize::MAX,
-                        |_, _| Ok(true),
-                    )
-                    .map_err(storage_problem)?
-                    .0
-                }
-            };
             for s in definitions.into_iter().chain(seqs) {
-                if let Some(bytes) = snap.entry(s).map_err(storage_problem)?
-                    && let Ok(e) = EntryRef::parse(&bytes)
-                    && let Ok(ev) = Event::decode(e.payload())
-                {
+                if let Some((ev, _)) = snap.event(s).map_err(storage_problem)? {
                     dir.apply(&ev);
                 }
             }
@@ -706,9 +665,7 @@ async fn orphaned(
     caller: Caller,
     uri: Uri,
 ) -> Result<Json<Value>, Problem> {
-    if caller.require(Scope::Hr).is_err() {
-        caller.require(Scope::AuditRead)?;
-    }
+    caller.require_any(&[Scope::Hr, Scope::AuditRead])?;
     let started = Instant::now();
     let now = Timestamp::now().0;
     let out = q
