@@ -108,7 +108,7 @@ pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let cfg = crate::config::load(&crate::config::path(dir, args.config.as_deref()))?;
     let read = query::ReadSide::open_with(&building, cfg.anomalies.thresholds())?;
     let started = Instant::now();
-    let total = ledger::reader::for_each_entry(&ledger, |_, _| false)?;
+    let total = ledger::store::open_read_only(&ledger)?.1.next_seq;
     let bar = crate::progress::bar(total, "rebuild");
     let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(BATCH);
     // The first thing that stops the rebuild: an error, or a break in the chain.

@@ -124,8 +124,6 @@ struct Stats {
     resigned: Option<Evidence>,
     disabled: Option<Evidence>,
     departed: Option<(Timestamp, Evidence)>,
-    /// Departure → disable, once both are known.
-    revocation_gap_micros: Option<i64>,
 }
 
 /// The anomaly rules' state: per employee, what the rules need to remember.
@@ -161,15 +159,6 @@ impl Detector {
         }
     }
 
-    pub fn thresholds(&self) -> &Thresholds {
-        &self.thresholds
-    }
-
-    /// Departure → disable, for an employee whose departure and disable are both in the log.
-    pub fn revocation_gap(&self, employee: &EmployeeId) -> Option<i64> {
-        self.stats.get(employee)?.revocation_gap_micros
-    }
-
     /// Folds one event in, judged against `before` (the projections just before it), and returns
     /// the anomalies it shows.
     pub fn observe(
@@ -202,7 +191,6 @@ impl Detector {
             } => {
                 let s = stats_of(stats, employee);
                 s.departed = Some((*effective_at, me));
-                s.revocation_gap_micros = None;
                 if s.resigned.is_none() {
                     out.extend(self_transfers_before(employee, s, at, me, t, "left"));
                 }
@@ -213,7 +201,6 @@ impl Detector {
                 s.disabled = Some(me);
                 if let Some((effective, departed)) = s.departed {
                     let gap = at.0 - effective.0;
-                    s.revocation_gap_micros = Some(gap);
                     if gap > t.late_revocation_minutes as i64 * 60_000_000 {
                         out.push(Anomaly {
                             rule: "late_revocation",

@@ -246,11 +246,6 @@ impl Applier {
         &self.metrics
     }
 
-    /// Departure → disable of `employee`, once both are in the log (µs).
-    pub fn revocation_gap(&self, employee: &EmployeeId) -> Option<i64> {
-        self.detector.revocation_gap(employee)
-    }
-
     /// Records that the ledger has committed at least up to `next` (exclusive).
     pub fn saw_ledger_head(&self, next: u64) {
         let s = self.status.borrow().clone();

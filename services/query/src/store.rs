@@ -234,10 +234,6 @@ impl QueryStore {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Makes every batch written so far durable.
     ///
     /// # Errors

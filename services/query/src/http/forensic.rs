@@ -521,6 +521,36 @@ fn history(
     ))
 }
 
+/// The ownership history of a customer or a deal (`what`).
+async fn ownership(
+    q: QueryState,
+    caller: Caller,
+    uri: Uri,
+    id: String,
+    what: &'static str,
+) -> Result<Json<Value>, Problem> {
+    caller.require(Scope::AuditRead)?;
+    let started = Instant::now();
+    let out = q
+        .read(move |snap| {
+            let (next, head) = snap.position().map_err(storage_problem)?;
+            let rows = if what == "deal" {
+                snap.deal_owners(&id)
+            } else {
+                snap.owners(&id)
+            }
+            .map_err(storage_problem)?;
+            history(next, &head, rows, what, &id)
+        })
+        .await?;
+    let endpoint = if what == "deal" {
+        "deal_owners"
+    } else {
+        "owners"
+    };
+    answer(&q, &caller, &uri, endpoint, started, out).await
+}
+
 /// Who owned the customer when, and why it changed.
 #[utoipa::path(get, path = "/v1/customers/{id}/owners", tag = "forensic",
     params(("id" = String, Path, description = "Customer id")),
@@ -536,16 +566,7 @@ async fn owners(
     uri: Uri,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    caller.require(Scope::AuditRead)?;
-    let started = Instant::now();
-    let out = q
-        .read(move |snap| {
-            let (next, head) = snap.position().map_err(storage_problem)?;
-            let rows = snap.owners(&id).map_err(storage_problem)?;
-            history(next, &head, rows, "customer", &id)
-        })
-        .await?;
-    answer(&q, &caller, &uri, "owners", started, out).await
+    ownership(q, caller, uri, id, "customer").await
 }
 
 /// Who held the deal when, and why it changed (created, handed over, closed).
@@ -563,16 +584,7 @@ async fn deal_owners(
     uri: Uri,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    caller.require(Scope::AuditRead)?;
-    let started = Instant::now();
-    let out = q
-        .read(move |snap| {
-            let (next, head) = snap.position().map_err(storage_problem)?;
-            let rows = snap.deal_owners(&id).map_err(storage_problem)?;
-            history(next, &head, rows, "deal", &id)
-        })
-        .await?;
-    answer(&q, &caller, &uri, "deal_owners", started, out).await
+    ownership(q, caller, uri, id, "deal").await
 }
 
 /// The leaver's handover plan and checklist, and what is still to transfer.
