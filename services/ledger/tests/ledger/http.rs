@@ -799,6 +799,17 @@ async fn a_role_is_defined_by_put_and_bad_definitions_are_refused_writing_nothin
             assert_eq!(r.content_type, "application/problem+json");
         }
     }
+    let bad_name = app
+        .send(
+            "PUT",
+            "/v1/roles/%20padded",
+            Some(&app.hr),
+            Some(Body::from(r#"{"permissions": {}}"#)),
+            "application/json",
+        )
+        .await;
+    assert_problem(&bad_name, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(bad_name.body["field"], "role");
     assert_eq!(
         *app.ledger.head_watch().borrow(),
         head,
