@@ -60,6 +60,24 @@ pub struct BenchArgs {
         value_name = "PATH"
     )]
     pub nats_server: PathBuf,
+    /// Run only these parts (comma-separated); all when absent.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "PART")]
+    pub only: Vec<Part>,
+}
+
+/// The parts of the benchmark, each with its own JSON file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Durable appends, verify and storage (`log.json`).
+    Log,
+    /// The write API against appending directly (`ingest.json`).
+    Ingest,
+    /// Fan-out through NATS and forensic queries (`query.json`).
+    Query,
+    /// Replay through the projections and the read-side rebuild (`replay.json`).
+    Replay,
+    /// The anomaly rules on the demo's planted cases (`detection.json`).
+    Detection,
 }
 
 const RAW_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -160,12 +178,75 @@ fn per_sec(n: u64, d: Duration) -> f64 {
 /// When a temporary store cannot be written, or the JSON file cannot be.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
-    let mut rows = Vec::new();
+    let want = |p: Part| args.only.is_empty() || args.only.contains(&p);
+    if let Some(dir) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     println!(
         "Handover log benchmark ({} cores; best of {} rounds)",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         args.rounds
     );
+    // The big store: what verify and storage are measured on, and what replay reads.
+    let big = if want(Part::Log) || want(Part::Replay) {
+        Some(fill_store(&args, tmp.path())?)
+    } else {
+        None
+    };
+    if let Some(big) = big.as_ref().filter(|_| want(Part::Log)) {
+        log_part(&args, tmp.path(), big)?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if want(Part::Ingest) {
+        ingest_part(&args, tmp.path(), &rt)?;
+    }
+    if want(Part::Query) {
+        read_side(&args, tmp.path(), &rt)?;
+    }
+    if let Some(big) = big.as_ref().filter(|_| want(Part::Replay)) {
+        replay(&args, tmp.path(), &big.path)?;
+    }
+    if want(Part::Detection) {
+        detection(&args)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The store of `verify_entries` demo events, appended through the real path in large batches.
+struct BigStore {
+    path: PathBuf,
+    entries: u64,
+    logical: u64,
+    fill: Duration,
+}
+
+fn fill_store(args: &BenchArgs, dir: &Path) -> anyhow::Result<BigStore> {
+    let n = args.verify_entries;
+    let entries = demo_entries(n, 2, true);
+    let logical: u64 = entries.iter().map(|e| e.payload.len() as u64 + 96).sum();
+    let path = dir.join("big.redb");
+    let (ledger, writer) =
+        Ledger::start(LogStore::open_or_create(&path)?, WriterConfig::default())?;
+    let t = Instant::now();
+    for chunk in entries.chunks(4096) {
+        ledger.append_blocking(chunk.to_vec())?;
+    }
+    let fill = t.elapsed();
+    drop(ledger);
+    writer.join();
+    Ok(BigStore {
+        path,
+        entries: n,
+        logical,
+        fill,
+    })
+}
+
+/// Appends, verify and storage (`log.json`).
+fn log_part(args: &BenchArgs, dir: &Path, big: &BigStore) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
     println!();
     println!(
         "{:<34} {:>14} {:>14} {:>8}",
@@ -183,9 +264,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let entries = demo_entries(n, 1, with_ids);
         let (mut best_ours, mut best_raw) = (Duration::MAX, Duration::MAX);
         for _ in 0..args.rounds {
-            let (t, stored) = ours(tmp.path(), &entries, batch)?;
+            let (t, stored) = ours(dir, &entries, batch)?;
             best_ours = best_ours.min(t);
-            best_raw = best_raw.min(raw_redb(tmp.path(), &stored, batch)?);
+            best_raw = best_raw.min(raw_redb(dir, &stored, batch)?);
         }
         let (o, r) = (per_sec(n, best_ours), per_sec(n, best_raw));
         let label = if with_ids {
@@ -198,25 +279,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                          "ours_per_s": o, "raw_redb_per_s": r, "ratio": o / r}));
     }
 
-    // A store of `verify_entries` demo events, appended through the real path in large batches.
-    let n = args.verify_entries;
-    let entries = demo_entries(n, 2, true);
-    let logical: u64 = entries.iter().map(|e| e.payload.len() as u64 + 96).sum();
-    let path = tmp.path().join("big.redb");
-    let (ledger, writer) =
-        Ledger::start(LogStore::open_or_create(&path)?, WriterConfig::default())?;
-    let t = Instant::now();
-    for chunk in entries.chunks(4096) {
-        ledger.append_blocking(chunk.to_vec())?;
-    }
-    let fill = t.elapsed();
-    drop(ledger);
-    writer.join();
-    drop(entries);
-    let on_disk = std::fs::metadata(&path)?.len();
-    let allocated = allocated_bytes(&path)?;
+    let (n, logical, fill, path) = (big.entries, big.logical, big.fill, &big.path);
+    let on_disk = std::fs::metadata(path)?.len();
+    let allocated = allocated_bytes(path)?;
     let stored: Vec<Vec<u8>> = {
-        let db = Database::open(&path)?;
+        let db = Database::open(path)?;
         let txn = db.begin_read()?;
         let log = txn.open_table(RAW_LOG)?;
         log.iter()?
@@ -226,7 +293,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let (mut best_verify, mut best_chain) = (Duration::MAX, Duration::MAX);
     for _ in 0..args.rounds {
         let t = Instant::now();
-        let report = ledger::reader::verify_store(&path, |_, _| {})?;
+        let report = ledger::reader::verify_store(path, |_, _| {})?;
         best_verify = best_verify.min(t.elapsed());
         anyhow::ensure!(
             report.broken.is_none() && report.verified == n,
@@ -302,30 +369,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "fill_events_per_s": per_sec(n, fill),
         "targets": targets,
     });
-    if let Some(dir) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
     std::fs::write(&args.out, serde_json::to_string_pretty(&doc)? + "\n")
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
     println!("wrote {}", args.out.display());
+    Ok(())
+}
 
-    // The write API against appending straight into the ledger.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let mut f = rt.block_on(crate::bench_ingest::run(
-        tmp.path(),
-        32,
-        args.ingest_requests,
-        100,
-    ))?;
+/// The write API against appending straight into the ledger (`ingest.json`).
+fn ingest_part(args: &BenchArgs, dir: &Path, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let mut f = rt.block_on(crate::bench_ingest::run(dir, 32, args.ingest_requests, 100))?;
     for _ in 1..args.rounds {
-        let g = rt.block_on(crate::bench_ingest::run(
-            tmp.path(),
-            32,
-            args.ingest_requests,
-            100,
-        ))?;
+        let g = rt.block_on(crate::bench_ingest::run(dir, 32, args.ingest_requests, 100))?;
         // Keep the best round of each side, with its own latencies.
         if g.http_per_s > f.http_per_s {
             (f.http_per_s, f.http_p50, f.http_p99) = (g.http_per_s, g.http_p50, g.http_p99);
@@ -376,10 +430,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&ingest_out, serde_json::to_string_pretty(&doc)? + "\n")
         .map_err(|e| anyhow::anyhow!("{}: {e}", ingest_out.display()))?;
     println!("wrote {}", ingest_out.display());
-    read_side(&args, tmp.path(), &rt)?;
-    replay(&args, tmp.path(), &path)?;
-    detection(&args)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The anomaly rules against the demo's planted cases over several seeds (`detection.json`).

@@ -113,6 +113,10 @@ pub async fn fanout(
     for f in ["fanout-ledger.redb", "fanout-query.redb"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
+    // A fresh stream each round, as the raw side gets.
+    let _ = jetstream::new(async_nats::connect(nats.url.as_str()).await?)
+        .delete_stream(proto_types::nats::STREAM)
+        .await;
     let store = LogStore::open_or_create(&dir.join("fanout-ledger.redb"))?;
     let (ledger, writer) = Ledger::start(store, WriterConfig::default())?;
     let publisher = Publisher::start(ledger.clone(), OutboxConfig::new(nats.url.clone()));
@@ -140,11 +144,14 @@ pub async fn fanout(
         seen
     });
 
-    let started = Instant::now();
     let batches: Vec<Vec<NewEntry>> = entries.chunks(1024).map(<[NewEntry]>::to_vec).collect();
+    let mut shares: Vec<Vec<Vec<NewEntry>>> = vec![Vec::new(); 4];
+    for (i, b) in batches.into_iter().enumerate() {
+        shares[i % 4].push(b);
+    }
+    let started = Instant::now();
     let mut tasks = Vec::new();
-    for w in 0..4 {
-        let mine: Vec<Vec<NewEntry>> = batches.iter().skip(w).step_by(4).cloned().collect();
+    for mine in shares {
         let ledger = ledger.clone();
         tasks.push(tokio::spawn(async move {
             let mut acked = Vec::with_capacity(mine.len());

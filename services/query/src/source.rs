@@ -163,9 +163,11 @@ const LOCAL_BATCH: usize = 8192;
 /// Entries applied in one transaction at most, when fetches have piled up.
 const MAX_APPLY: usize = 16_384;
 /// Below this many, the applier waits a moment for more before it commits (under load).
-const MIN_APPLY: usize = 4096;
+const MIN_APPLY: usize = 8192;
+/// At least this many entries at hand (or in the last batch) mean the applier is behind.
+const BEHIND: usize = 512;
 /// How long it waits then.
-const GATHER: Duration = Duration::from_millis(20);
+const GATHER: Duration = Duration::from_millis(50);
 
 /// The in-process bus: follows the ledger's head and applies what it commits, until `stop`.
 pub async fn follow_ledger(
@@ -400,20 +402,21 @@ async fn apply_fetched(
         match item {
             Fetched::Rows(mut rows, mut last) => {
                 // Whatever arrived while the last batch was applied goes into one transaction.
-                // Under load (the last batch was large), wait a moment for a batch worth a
-                // transaction: each commit rewrites every index page it touched, so a few large
-                // ones cost less than many small ones. A light load is applied at once.
-                let gather = if last_batch >= MIN_APPLY / 4 {
-                    GATHER
-                } else {
-                    Duration::ZERO
-                };
-                let deadline = Instant::now() + gather;
+                // Behind (the last batch was large, or much is queued already), wait a moment
+                // for a batch worth a transaction: each commit rewrites every index page it
+                // touched, so a few large ones cost less than many small ones. A light load is
+                // applied at once, for a short lag.
+                let mut deadline: Option<Instant> = None;
                 while rows.len() < MAX_APPLY {
                     let next = match rx.try_recv() {
                         Ok(item) => Some(item),
-                        Err(_) if rows.len() < MIN_APPLY && Instant::now() < deadline => {
-                            tokio::time::timeout_at(deadline.into(), rx.recv())
+                        Err(_) if rows.len() < MIN_APPLY => {
+                            let behind = last_batch >= BEHIND || rows.len() >= BEHIND;
+                            let until = *deadline.get_or_insert_with(|| Instant::now() + GATHER);
+                            if !behind || Instant::now() >= until {
+                                break;
+                            }
+                            tokio::time::timeout_at(until.into(), rx.recv())
                                 .await
                                 .ok()
                                 .flatten()
