@@ -580,7 +580,14 @@ fn read_side(args: &BenchArgs, dir: &Path, rt: &tokio::runtime::Runtime) -> anyh
     for _ in 1..args.rounds {
         let g = rt.block_on(fanout(dir, &nats, entries.clone(), steady.clone()))?;
         if g.ours_per_s > f.ours_per_s {
-            (f.ours_per_s, f.lag_p50, f.lag_p99) = (g.ours_per_s, g.lag_p50, g.lag_p99);
+            (f.ours_per_s, f.lag_p50, f.lag_p99, f.cpu_ours) =
+                (g.ours_per_s, g.lag_p50, g.lag_p99, g.cpu_ours);
+        }
+        if g.raw_per_s > f.raw_per_s {
+            f.cpu_raw = g.cpu_raw;
+        }
+        if g.raw_consumed_per_s > f.raw_consumed_per_s {
+            f.cpu_raw_consumed = g.cpu_raw_consumed;
         }
         if g.steady_lag_p99 < f.steady_lag_p99 {
             (f.steady_lag_p50, f.steady_lag_p99) = (g.steady_lag_p50, g.steady_lag_p99);
@@ -611,6 +618,17 @@ fn read_side(args: &BenchArgs, dir: &Path, rt: &tokio::runtime::Runtime) -> anyh
         f.raw_consumed_per_s,
         f.ours_per_s / f.raw_consumed_per_s
     );
+    println!(
+        "{:<34} {:>14} {:>14} {:>8}",
+        "CPU per event (us)", "this process", "nats-server", "sum"
+    );
+    for (label, (o, s)) in [
+        ("  ours, saturated", f.cpu_ours),
+        ("  raw publishing", f.cpu_raw),
+        ("  raw with a bare consumer", f.cpu_raw_consumed),
+    ] {
+        println!("{label:<34} {o:>14.1} {s:>14.1} {:>8.1}", o + s);
+    }
     println!(
         "{:<34} {:>14.2}",
         "lag at 10k events/s, p50 (ms)",
@@ -692,6 +710,11 @@ fn read_side(args: &BenchArgs, dir: &Path, rt: &tokio::runtime::Runtime) -> anyh
             "ratio": f.ours_per_s / f.raw_per_s,
             "raw_jetstream_with_consumer_per_s": f.raw_consumed_per_s,
             "ratio_to_raw_with_consumer": f.ours_per_s / f.raw_consumed_per_s,
+            "cpu_us_per_event": {
+                "ours": {"process": f.cpu_ours.0, "nats_server": f.cpu_ours.1},
+                "raw": {"process": f.cpu_raw.0, "nats_server": f.cpu_raw.1},
+                "raw_with_consumer": {"process": f.cpu_raw_consumed.0, "nats_server": f.cpu_raw_consumed.1},
+            },
             "saturated_lag_p50_ms": ms(f.lag_p50),
             "saturated_lag_p99_ms": ms(f.lag_p99),
             "steady_10k_per_s_lag_p50_ms": ms(f.steady_lag_p50),

@@ -77,6 +77,47 @@ impl Drop for BenchNats {
     }
 }
 
+/// CPU time a process has used (user + system), from `/proc/PID/stat`; zero where there is no
+/// such file (not Linux).
+fn cpu_time(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // Clock ticks: USER_HZ, 100 on Linux.
+    Duration::from_millis(f.iter().sum::<u64>() * 10)
+}
+
+/// CPU time of this process and of the nats-server, so that a phase's cost can be told apart.
+#[derive(Clone, Copy)]
+struct Cpu {
+    ours: Duration,
+    server: Duration,
+}
+
+impl Cpu {
+    fn now(nats: &BenchNats) -> Cpu {
+        Cpu {
+            ours: cpu_time(std::process::id()),
+            server: cpu_time(nats.child.id()),
+        }
+    }
+
+    /// Microseconds of CPU per event since `self`: (ours, nats-server).
+    fn per_event_since(self, nats: &BenchNats, n: u64) -> (f64, f64) {
+        let now = Cpu::now(nats);
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+        (us(now.ours - self.ours), us(now.server - self.server))
+    }
+}
+
 pub struct FanoutFigures {
     pub events: u64,
     pub ours_per_s: f64,
@@ -86,6 +127,11 @@ pub struct FanoutFigures {
     /// Lag (ack → applied) while the pipeline is saturated.
     pub lag_p50: Duration,
     pub lag_p99: Duration,
+    /// CPU per event (µs) while saturated: this process (ledger, publisher, query service) and
+    /// nats-server; and the same for raw publishing, and raw with a bare consumer.
+    pub cpu_ours: (f64, f64),
+    pub cpu_raw: (f64, f64),
+    pub cpu_raw_consumed: (f64, f64),
     /// Lag at a steady 10,000 events/s.
     pub steady_lag_p50: Duration,
     pub steady_lag_p99: Duration,
@@ -149,6 +195,7 @@ pub async fn fanout(
     for (i, b) in batches.into_iter().enumerate() {
         shares[i % 4].push(b);
     }
+    let cpu = Cpu::now(nats);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for mine in shares {
@@ -168,6 +215,7 @@ pub async fn fanout(
     }
     let seen = recorder.await?;
     let took = started.elapsed();
+    let cpu_ours = cpu.per_event_since(nats, n);
     let mut lags: Vec<Duration> = acked
         .iter()
         .map(|(seq, at)| {
@@ -209,17 +257,27 @@ pub async fn fanout(
     drop(ledger);
     tokio::task::spawn_blocking(move || writer.join()).await?;
 
-    // The limit: the same bytes into JetStream, pipelined, with ids, nothing else.
+    // The limit: the same bytes into JetStream, pipelined as the outbox does, with ids, nothing
+    // else — on a server left as it was found (the stream ours filled is gone).
     let js = jetstream::new(async_nats::connect(nats.url.as_str()).await?);
-    let raw_took = raw_publish(&js, &stored, false).await?;
+    js.delete_stream(proto_types::nats::STREAM).await?;
+    let in_flight = OutboxConfig::new(nats.url.clone()).max_in_flight;
+    let cpu = Cpu::now(nats);
+    let raw_took = raw_publish(&js, &stored, in_flight, false).await?;
+    let cpu_raw = cpu.per_event_since(nats, entries_n);
     // And beside it, the same with a consumer draining the stream as it fills.
-    let raw_consumed_took = raw_publish(&js, &stored, true).await?;
+    let cpu = Cpu::now(nats);
+    let raw_consumed_took = raw_publish(&js, &stored, in_flight, true).await?;
+    let cpu_raw_consumed = cpu.per_event_since(nats, entries_n);
     let _ = n;
     Ok(FanoutFigures {
         events: entries_n,
         ours_per_s: entries_n as f64 / took.as_secs_f64(),
         raw_per_s: entries_n as f64 / raw_took.as_secs_f64(),
         raw_consumed_per_s: entries_n as f64 / raw_consumed_took.as_secs_f64(),
+        cpu_ours,
+        cpu_raw,
+        cpu_raw_consumed,
         lag_p50: percentile(&lags, 0.50),
         lag_p99: percentile(&lags, 0.99),
         steady_lag_p50: percentile(&steady_lags, 0.50),
@@ -232,6 +290,7 @@ pub async fn fanout(
 async fn raw_publish(
     js: &jetstream::Context,
     stored: &[Vec<u8>],
+    in_flight: usize,
     consume: bool,
 ) -> anyhow::Result<Duration> {
     let _ = js.delete_stream("RAW").await;
@@ -289,7 +348,7 @@ async fn raw_publish(
             .payload(Bytes::copy_from_slice(bytes))
             .message_id(id);
         inflight.push_back(js.send_publish("raw.log", msg).await?);
-        if inflight.len() >= 512 {
+        if inflight.len() >= in_flight {
             inflight.pop_front().expect("non-empty").await?;
         }
     }
