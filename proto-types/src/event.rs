@@ -412,6 +412,38 @@ pub enum EncodeError {
     Postcard(#[from] postcard::Error),
 }
 
+/// The kind of an encoded event, read without decoding the rest (the outbox needs no more than
+/// this for most entries: the kind names the subject). Checks the version, the id, actor and
+/// time before it; not what follows.
+///
+/// # Errors
+/// A payload [`Event::decode`] would refuse for its version or head.
+pub fn kind_name_of(bytes: &[u8]) -> Result<&'static str, DecodeError> {
+    #[derive(Deserialize)]
+    enum ActorHead<'a> {
+        #[allow(dead_code)]
+        Employee(&'a str),
+        #[allow(dead_code)]
+        System(&'a str),
+    }
+    // `Event`'s fields, in order, up to the variant index of its kind.
+    type Head<'a> = (Option<&'a str>, ActorHead<'a>, i64, u32);
+    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    if version != PAYLOAD_FORMAT_VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            found: version,
+            supported: PAYLOAD_FORMAT_VERSION,
+        });
+    }
+    let ((_, _, _, kind), _) = postcard::take_from_bytes::<Head<'_>>(body)?;
+    KIND_NAMES
+        .get(kind as usize)
+        .copied()
+        .ok_or(DecodeError::Malformed(
+            postcard::Error::DeserializeBadEncoding,
+        ))
+}
+
 impl Event {
     /// The payload bytes: the format version, then the postcard encoding.
     ///
@@ -642,6 +674,26 @@ pub(crate) mod tests {
     fn kind_names_lists_every_kind_in_declaration_order() {
         let names: Vec<&str> = one_of_each().iter().map(EventKind::name).collect();
         assert_eq!(names, KIND_NAMES);
+    }
+
+    #[test]
+    fn the_kind_is_read_from_the_head_alone() {
+        for kind in one_of_each() {
+            let mut event = wrap(kind);
+            let bytes = event.encode().unwrap();
+            assert_eq!(kind_name_of(&bytes).unwrap(), event.kind.name());
+            // A system actor and no id encode differently before the kind.
+            event.id = None;
+            event.actor = Actor::System(SystemId::parse("hr").unwrap());
+            let bytes = event.encode().unwrap();
+            assert_eq!(kind_name_of(&bytes).unwrap(), event.kind.name());
+        }
+        assert!(matches!(kind_name_of(&[]), Err(DecodeError::Empty)));
+        assert!(matches!(
+            kind_name_of(&[PAYLOAD_FORMAT_VERSION + 1, 0]),
+            Err(DecodeError::UnsupportedVersion { .. })
+        ));
+        assert!(kind_name_of(&[PAYLOAD_FORMAT_VERSION, 1]).is_err());
     }
 
     #[test]

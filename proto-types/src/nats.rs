@@ -21,8 +21,21 @@ pub const SOURCE: &str = "urn:handover:ledger";
 
 /// The subject of a log entry: `handover.v1.log.<kind>`.
 pub fn log_subject(kind: &EventKind) -> String {
-    format!("handover.v1.log.{}", kind.name())
+    log_subject_of(kind.name())
 }
+
+/// The subject of a log entry of the kind named `name` (see [`crate::event::kind_name_of`]).
+pub fn log_subject_of(name: &str) -> String {
+    format!("handover.v1.log.{name}")
+}
+
+/// The kinds that are also published as CloudEvents on [`DEPARTURES`], by name.
+pub const CLOUD_EVENT_KINDS: [&str; 4] = [
+    "resignation_submitted",
+    "employee_departed",
+    "account_disabled",
+    "handover_completed",
+];
 
 /// The CloudEvents message id of an entry's departure event (distinct from the log message's).
 pub fn cloud_event_id(hash: &Hash32) -> String {
@@ -118,6 +131,7 @@ pub fn cloud_event(
 
 /// Whether an event kind has a CloudEvent.
 pub fn has_cloud_event(kind: &EventKind) -> bool {
+    // Kept in step with CLOUD_EVENT_KINDS (a test checks).
     matches!(
         kind,
         EventKind::EmployeeDeparted { .. }
@@ -133,6 +147,19 @@ mod tests {
     use crate::event::{HandoverAssignment, Resource};
     use crate::ids::{CustomerId, SystemId};
     use crate::{Actor, Timestamp};
+
+    #[test]
+    fn the_cloud_event_kinds_by_name_are_those_with_a_cloud_event() {
+        for kind in crate::event::tests::one_of_each() {
+            assert_eq!(
+                has_cloud_event(&kind),
+                CLOUD_EVENT_KINDS.contains(&kind.name()),
+                "{}",
+                kind.name()
+            );
+            assert_eq!(log_subject(&kind), log_subject_of(kind.name()));
+        }
+    }
 
     #[test]
     fn a_departure_becomes_a_cloud_event_with_its_seq_hash_and_successors() {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use bytes::Bytes;
 use proto_types::chain::{EntryRef, Hash32};
+use proto_types::event::kind_name_of;
 use proto_types::ids::EmployeeId;
 use proto_types::{Event, nats};
 use tokio::sync::watch;
@@ -203,31 +204,30 @@ async fn pump(
                 .into_iter()
                 .map(|(seq, bytes)| (seq, Bytes::from(bytes)))
                 .collect();
-        let (events, hashes): (Vec<Event>, Vec<Hash32>) = batch
+        // Most entries need only their kind (the subject) and hash: the rest of the event is
+        // decoded only for the few that also become CloudEvents.
+        let heads: Vec<(&'static str, Hash32)> = batch
             .iter()
             .map(|(seq, bytes)| {
                 let entry = EntryRef::parse(bytes).map_err(|e| format!("entry {seq}: {e}"))?;
-                let event =
-                    Event::decode(entry.payload()).map_err(|e| format!("entry {seq}: {e}"))?;
-                Ok((event, *entry.hash()))
+                let name =
+                    kind_name_of(entry.payload()).map_err(|e| format!("entry {seq}: {e}"))?;
+                Ok((name, *entry.hash()))
             })
-            .collect::<Result<Vec<_>, String>>()?
-            .into_iter()
-            .unzip();
-        for (i, ((seq, bytes), (event, hash))) in
-            batch.iter().zip(events.iter().zip(&hashes)).enumerate()
-        {
+            .collect::<Result<Vec<_>, String>>()?;
+        for (i, ((seq, bytes), (name, hash))) in batch.iter().zip(&heads).enumerate() {
             let msg = PublishMessage::build()
                 .payload(bytes.clone())
                 .message_id(hex::encode(hash))
                 .header(nats::SEQ_HEADER, seq.to_string().as_str());
             inflight.push_back((
                 *seq,
-                js.send_publish(nats::log_subject(&event.kind), msg).await?,
+                js.send_publish(nats::log_subject_of(name), msg).await?,
             ));
-            if nats::has_cloud_event(&event.kind) {
-                let successors = successors_after(ledger, &batch, &events, i, event).await?;
-                if let Some(ce) = nats::cloud_event(*seq, hash, event, &successors) {
+            if nats::CLOUD_EVENT_KINDS.contains(name) {
+                let event = decode(*seq, bytes)?;
+                let successors = successors_after(ledger, &batch, i, &event).await?;
+                if let Some(ce) = nats::cloud_event(*seq, hash, &event, &successors) {
                     let msg = PublishMessage::build()
                         .payload(Bytes::from(ce.to_string()))
                         .message_id(nats::cloud_event_id(hash))
@@ -274,22 +274,26 @@ fn count(ledger: &Ledger, ack: &async_nats::jetstream::publish::PublishAck) {
     }
 }
 
+/// The event of a stored entry.
+fn decode(seq: u64, bytes: &[u8]) -> Result<Event, String> {
+    let entry = EntryRef::parse(bytes).map_err(|e| format!("entry {seq}: {e}"))?;
+    Event::decode(entry.payload()).map_err(|e| format!("entry {seq}: {e}"))
+}
+
 /// The successors the handover plan following a departure names (same commit, a few entries on).
 async fn successors_after(
     ledger: &Ledger,
     batch: &[(u64, Bytes)],
-    events: &[Event],
     i: usize,
     event: &Event,
 ) -> Result<Vec<EmployeeId>, BoxError> {
     let proto_types::event::EventKind::EmployeeDeparted { employee, .. } = &event.kind else {
         return Ok(Vec::new());
     };
-    if let Some(s) = events[i + 1..]
-        .iter()
-        .find_map(|e| nats::planned_successors(e, employee))
-    {
-        return Ok(s);
+    for (seq, bytes) in &batch[i + 1..] {
+        if let Some(s) = nats::planned_successors(&decode(*seq, bytes)?, employee) {
+            return Ok(s);
+        }
     }
     // The plan lies past this batch: read a little further.
     let reader = ledger.reader().clone();
