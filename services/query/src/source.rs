@@ -152,8 +152,11 @@ async fn apply_filling_gaps(
     }
 }
 
-fn flush(applier: &SharedApplier) -> Result<(), BoxError> {
-    Ok(applier.lock().expect("applier lock").flush()?)
+/// Makes what was applied durable (an fsync), on a blocking thread: the runtime's workers go on
+/// moving messages meanwhile.
+async fn flush(applier: &SharedApplier) -> Result<(), BoxError> {
+    let a = applier.clone();
+    Ok(tokio::task::spawn_blocking(move || a.lock().expect("applier lock").flush()).await??)
 }
 
 /// How long applied entries may wait for a flush while more keep coming.
@@ -201,7 +204,7 @@ pub async fn follow_ledger(
             match apply(&applier, Arc::new(rows), "local").await {
                 Ok(Outcome::Applied { .. }) => {
                     if flushed_at.elapsed() >= FLUSH_EVERY {
-                        if let Err(e) = flush(&applier) {
+                        if let Err(e) = flush(&applier).await {
                             tracing::error!(error = %e, "the query store failed; the read side stops");
                             return;
                         }
@@ -228,7 +231,7 @@ pub async fn follow_ledger(
             }
         }
         // Caught up: make it durable before waiting.
-        if let Err(e) = flush(&applier) {
+        if let Err(e) = flush(&applier).await {
             tracing::error!(error = %e, "the query store failed; the read side stops");
             return;
         }
@@ -443,7 +446,7 @@ async fn apply_fetched(
                     .saw_ledger_head(top + 1);
                 if !apply_filling_gaps(&applier, rows, "nats", &backfill).await? {
                     // Broken (or a gap nothing can fill): apply nothing more, ack nothing more.
-                    flush(&applier)?;
+                    flush(&applier).await?;
                     return Ok(());
                 }
                 unacked = Some(last);
@@ -481,7 +484,7 @@ async fn apply_fetched(
         if unacked.is_some()
             && ((rx.is_empty() && held.is_none()) || flushed_at.elapsed() >= FLUSH_EVERY)
         {
-            flush(&applier)?;
+            flush(&applier).await?;
             flushed_at = Instant::now();
             if let Some(m) = unacked.take() {
                 // AckPolicy::All: this acknowledges every message before it too.
@@ -489,7 +492,7 @@ async fn apply_fetched(
             }
         }
     }
-    flush(&applier)?;
+    flush(&applier).await?;
     if let Some(m) = unacked {
         m.ack().await?;
     }
