@@ -4,9 +4,9 @@
 //!   real nats-server, consumed, verified and applied by the query service (indexes, read
 //!   models, one transaction per batch): events/s from the first append to the last entry
 //!   applied, and the lag of each acknowledged batch (ack → applied here), against **raw
-//!   JetStream**: publishing the very same entry bytes with `Nats-Msg-Id` and pipelined acks, no
-//!   ledger and no consumer — and, for context, the same with a bare consumer draining the
-//!   stream meanwhile (what the server itself costs to deliver).
+//!   JetStream**: publishing the very same messages (entry bytes, subject, `Nats-Msg-Id`, seq
+//!   header) with pipelined acks, no ledger and no consumer — and, for context, the same with a
+//!   bare consumer draining the stream meanwhile (what the server itself costs to deliver).
 //! - **Forensic queries** on a store of demo events (1,000,000 by default): p50/p99 over HTTP on
 //!   loopback of an employee timeline page (50 entries) and of a customer-owners history, through
 //!   the embedded default's router — each read recorded as an `AuditLogQueried` event (a durable
@@ -336,18 +336,24 @@ async fn raw_publish(
     } else {
         None
     };
+    // The very messages the outbox sends (subject by kind, id, seq header), prepared before the
+    // clock starts.
+    let mut subjects = Vec::with_capacity(n);
+    let mut headers = Vec::with_capacity(n);
+    for bytes in stored {
+        let entry = EntryRef::parse(bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let kind = proto_types::event::kind_name_of(entry.payload())?;
+        subjects.push(format!("raw.log.{kind}"));
+        headers.push((hex::encode(entry.hash()), entry.seq().to_string()));
+    }
     let started = Instant::now();
     let mut inflight = VecDeque::new();
-    for bytes in stored {
-        let id = hex::encode(
-            EntryRef::parse(bytes)
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .hash(),
-        );
+    for ((bytes, subject), (id, seq)) in stored.iter().zip(&subjects).zip(&headers) {
         let msg = PublishMessage::build()
             .payload(Bytes::copy_from_slice(bytes))
-            .message_id(id);
-        inflight.push_back(js.send_publish("raw.log", msg).await?);
+            .message_id(id.as_str())
+            .header(proto_types::nats::SEQ_HEADER, seq.as_str());
+        inflight.push_back(js.send_publish(subject.clone(), msg).await?);
         if inflight.len() >= in_flight {
             inflight.pop_front().expect("non-empty").await?;
         }
