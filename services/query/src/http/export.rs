@@ -107,8 +107,8 @@ type Periods = Vec<(Value, Value)>;
 enum Keys {
     /// Customer ids, with the periods the employee owned each.
     Customers(Vec<(String, Periods)>),
-    /// Deal ids (with their customer).
-    Deals(Vec<(String, String)>),
+    /// Deal ids (with their customer and columns).
+    Deals(Vec<(String, String, DealFields)>),
     /// Entry seqs.
     Activity(Vec<u64>),
 }
@@ -193,38 +193,91 @@ fn customers(
     Ok(out)
 }
 
-/// The deals of the exported customers that `employee` held.
+/// The deals of the exported customers that `employee` held, each with its columns: one pass
+/// over each customer's history, however many deals it has.
 fn deals(
     snap: &Snapshot,
     employee: &str,
     customers: &[(String, Periods)],
     next: u64,
-) -> Result<Vec<(String, String)>, Problem> {
+) -> Result<Vec<(String, String, DealFields)>, Problem> {
     let mut out = Vec::new();
     for (c, _) in customers {
         let mut held = BTreeSet::new();
+        let mut fields: BTreeMap<String, DealFields> = BTreeMap::new();
         for s in seqs(snap, IndexName::Customer, c, i64::MIN, next)? {
-            if let Some((ev, _)) = event_at(snap, s)? {
-                match &ev.kind {
-                    EventKind::DealCreated { deal, owner, .. } if owner.as_str() == employee => {
+            let Some((ev, _)) = event_at(snap, s)? else {
+                continue;
+            };
+            match &ev.kind {
+                EventKind::DealCreated {
+                    deal,
+                    owner,
+                    amount,
+                    stage,
+                    ..
+                } => {
+                    if owner.as_str() == employee {
                         held.insert(deal.to_string());
                     }
-                    EventKind::OwnershipTransferred {
-                        resource: Resource::Deal(deal),
-                        from,
-                        to,
-                        ..
-                    } if from.as_str() == employee || to.as_str() == employee => {
-                        held.insert(deal.to_string());
-                    }
-                    _ => {}
+                    let f = fields.entry(deal.to_string()).or_default();
+                    let (a, cur) = money(amount);
+                    f.insert("owner", json!(owner));
+                    f.insert("amount", json!(a));
+                    f.insert("currency", json!(cur));
+                    f.insert("stage", json!(stage));
+                    f.insert("status", json!("open"));
+                    f.insert("created_at", views::time(ev.occurred_at));
                 }
+                EventKind::DealUpdated {
+                    deal,
+                    stage: Some(stage),
+                    ..
+                } => {
+                    fields
+                        .entry(deal.to_string())
+                        .or_default()
+                        .insert("stage", json!(stage));
+                }
+                EventKind::DealClosed {
+                    deal,
+                    outcome,
+                    amount,
+                } => {
+                    let f = fields.entry(deal.to_string()).or_default();
+                    let (a, cur) = money(amount);
+                    f.insert("amount", json!(a));
+                    f.insert("currency", json!(cur));
+                    f.insert("status", json!(format!("{outcome:?}").to_lowercase()));
+                    f.insert("closed_at", views::time(ev.occurred_at));
+                }
+                EventKind::OwnershipTransferred {
+                    resource: Resource::Deal(deal),
+                    from,
+                    to,
+                    ..
+                } => {
+                    if from.as_str() == employee || to.as_str() == employee {
+                        held.insert(deal.to_string());
+                    }
+                    fields
+                        .entry(deal.to_string())
+                        .or_default()
+                        .insert("owner", json!(to));
+                }
+                _ => {}
             }
         }
-        out.extend(held.into_iter().map(|d| (d, c.clone())));
+        for d in held {
+            let f = fields.remove(&d).unwrap_or_default();
+            out.push((d, c.clone(), f));
+        }
     }
     Ok(out)
 }
+
+/// A deal's columns as its history left them.
+type DealFields = BTreeMap<&'static str, Value>;
 
 fn money(m: &Money) -> (String, String) {
     let sign = if m.minor_units < 0 { "-" } else { "" };
@@ -351,60 +404,14 @@ fn render(
                 row.insert("history".into(), Value::Array(items));
             }
         }
-        RowKey::Deal(d, c) => {
-            let mut fields: BTreeMap<&str, Value> = BTreeMap::new();
-            for s in seqs(snap, IndexName::Customer, c, i64::MIN, next)? {
-                let Some((ev, _)) = event_at(snap, s)? else {
-                    continue;
-                };
-                match &ev.kind {
-                    EventKind::DealCreated {
-                        deal,
-                        owner,
-                        amount,
-                        stage,
-                        ..
-                    } if deal.as_str() == d => {
-                        let (a, cur) = money(amount);
-                        fields.insert("owner", json!(owner));
-                        fields.insert("amount", json!(a));
-                        fields.insert("currency", json!(cur));
-                        fields.insert("stage", json!(stage));
-                        fields.insert("status", json!("open"));
-                        fields.insert("created_at", views::time(ev.occurred_at));
-                    }
-                    EventKind::DealUpdated {
-                        deal,
-                        stage: Some(stage),
-                        ..
-                    } if deal.as_str() == d => {
-                        fields.insert("stage", json!(stage));
-                    }
-                    EventKind::DealClosed {
-                        deal,
-                        outcome,
-                        amount,
-                    } if deal.as_str() == d => {
-                        let (a, cur) = money(amount);
-                        fields.insert("amount", json!(a));
-                        fields.insert("currency", json!(cur));
-                        fields.insert("status", json!(format!("{outcome:?}").to_lowercase()));
-                        fields.insert("closed_at", views::time(ev.occurred_at));
-                    }
-                    EventKind::OwnershipTransferred {
-                        resource: Resource::Deal(deal),
-                        to,
-                        ..
-                    } if deal.as_str() == d => {
-                        fields.insert("owner", json!(to));
-                    }
-                    _ => {}
-                }
-            }
+        RowKey::Deal(d, c, fields) => {
             row.insert("deal".into(), json!(d));
             row.insert("customer".into(), json!(c));
             for col in &What::Deals.columns()[2..] {
-                row.insert((*col).into(), fields.remove(col).unwrap_or(Value::Null));
+                row.insert(
+                    (*col).into(),
+                    fields.get(col).cloned().unwrap_or(Value::Null),
+                );
             }
         }
         RowKey::Activity(seq) => {
@@ -435,7 +442,7 @@ fn render(
 
 enum RowKey {
     Customer(String, Periods),
-    Deal(String, String),
+    Deal(String, String, DealFields),
     Activity(u64),
 }
 
@@ -545,7 +552,10 @@ async fn export(
     .await?;
     let rows: Vec<RowKey> = match keys {
         Keys::Customers(v) => v.into_iter().map(|(c, p)| RowKey::Customer(c, p)).collect(),
-        Keys::Deals(v) => v.into_iter().map(|(d, c)| RowKey::Deal(d, c)).collect(),
+        Keys::Deals(v) => v
+            .into_iter()
+            .map(|(d, c, f)| RowKey::Deal(d, c, f))
+            .collect(),
         Keys::Activity(v) => v.into_iter().map(RowKey::Activity).collect(),
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);

@@ -590,6 +590,41 @@ async fn a_leavers_customers_deals_and_activity_export_as_csv_json_and_ndjson() 
                     phone: "+86 10 5555 0100".into(),
                 },
             ),
+            // Two more deals on C-3: E-2's, won; and E-1's, which is not E-2's to export.
+            ev(
+                "d3",
+                by("E-2"),
+                1202,
+                EventKind::DealCreated {
+                    deal: proto_types::ids::DealId::parse("D-3").unwrap(),
+                    customer: cust("C-3"),
+                    owner: crate::emp("E-2"),
+                    amount: usd(50_000),
+                    stage: "proposal".into(),
+                },
+            ),
+            ev(
+                "d4",
+                by("E-1"),
+                1203,
+                EventKind::DealCreated {
+                    deal: proto_types::ids::DealId::parse("D-4").unwrap(),
+                    customer: cust("C-3"),
+                    owner: crate::emp("E-1"),
+                    amount: usd(70_000),
+                    stage: "qualified".into(),
+                },
+            ),
+            ev(
+                "d3-won",
+                by("E-2"),
+                1204,
+                EventKind::DealClosed {
+                    deal: proto_types::ids::DealId::parse("D-3").unwrap(),
+                    outcome: proto_types::event::DealOutcome::Won,
+                    amount: usd(48_000),
+                },
+            ),
         ])
         .await
         .unwrap();
@@ -692,25 +727,41 @@ async fn a_leavers_customers_deals_and_activity_export_as_csv_json_and_ndjson() 
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 1);
-    assert_eq!(
+    let row = |l: &Value| {
         (
-            lines[0]["deal"].as_str(),
-            lines[0]["amount"].as_str(),
-            lines[0]["currency"].as_str(),
-            lines[0]["stage"].as_str(),
-            lines[0]["status"].as_str()
-        ),
-        (
-            Some("D-1"),
-            Some("9900.00"),
-            Some("EUR"),
-            Some("negotiation"),
-            Some("open")
+            l["deal"].as_str().map(str::to_string),
+            l["customer"].as_str().map(str::to_string),
+            l["amount"].as_str().map(str::to_string),
+            l["currency"].as_str().map(str::to_string),
+            l["stage"].as_str().map(str::to_string),
+            l["status"].as_str().map(str::to_string),
         )
+    };
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        lines.iter().map(row).collect::<Vec<_>>(),
+        vec![
+            (
+                s("D-1"),
+                s("C-1"),
+                s("9900.00"),
+                s("EUR"),
+                s("negotiation"),
+                s("open")
+            ),
+            (
+                s("D-3"),
+                s("C-3"),
+                s("48000.00"),
+                s("USD"),
+                s("proposal"),
+                s("won")
+            ),
+        ]
     );
+    assert!(lines[1]["closed_at"].is_string());
 
-    // Activity: only what E-2 did.
+    // Activity: only what E-2 did (the setup's 4–19 and 18; here 21 and 23, not E-1's 22).
     let (_, _, body) = get("/v1/employees/E-2/export?format=ndjson&what=activity&days=365").await;
     let seqs: Vec<u64> = std::str::from_utf8(&body)
         .unwrap()
@@ -723,7 +774,7 @@ async fn a_leavers_customers_deals_and_activity_export_as_csv_json_and_ndjson() 
         .collect();
     assert_eq!(
         seqs,
-        vec![4, 5, 6, 7, 9, 11, 19, 18],
+        vec![4, 5, 6, 7, 9, 11, 19, 21, 23, 18],
         "by the time they happened"
     );
 
@@ -945,4 +996,11 @@ async fn the_openapi_document_lists_exactly_the_routes_that_answer() {
         (status, body["detail"].as_str()),
         (StatusCode::NOT_FOUND, Some("no such endpoint"))
     );
+}
+
+fn usd(units: i64) -> proto_types::event::Money {
+    proto_types::event::Money {
+        minor_units: units * 100,
+        currency: *b"USD",
+    }
 }
