@@ -277,6 +277,7 @@ pub async fn run(
         name: "bench".into(),
         hash: token_hash(&token),
         scopes: vec![Scope::Ingest],
+        expires_at: None,
     }]);
     let app = router(AppState {
         ledger: ledger.clone(),

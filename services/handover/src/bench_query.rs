@@ -421,6 +421,7 @@ pub async fn forensic(
         name: "bench".into(),
         hash: token_hash(&token),
         scopes: vec![Scope::AuditRead],
+        expires_at: None,
     }]));
     let beside = crate::serve_cmd::beside(&read, tokens.clone(), AuditSink::Local(ledger.clone()));
     let app = router_with(

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use ledger::http::auth::{Scope, TokenRecord, TokenSet};
+use proto_types::Timestamp;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -135,6 +136,9 @@ pub struct TokenConfig {
     pub scopes: Vec<String>,
     /// `BLAKE3-derive_key("handover 2026-12-04 api token v1", token)`, hex.
     pub blake3: String,
+    /// When the token stops working (RFC 3339); absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 /// `--config`, else `DATA/handover.toml`.
@@ -162,6 +166,8 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
 
 impl Config {
     fn check(&self) -> anyhow::Result<()> {
+        // Every token record reads (hash, scopes, expiry), before anything starts.
+        self.token_set()?;
         let s = &self.stream;
         if !(1..=5).contains(&s.replicas) {
             bail!("stream.replicas must be 1 to 5, not {}", s.replicas);
@@ -292,10 +298,22 @@ impl Config {
                 .with_context(|| format!("token {:?}: blake3 is not 64 hex digits", t.name))?;
             let scopes =
                 parse_scopes(&t.scopes.join(",")).with_context(|| format!("token {:?}", t.name))?;
+            let expires_at = t
+                .expires
+                .as_deref()
+                .map(|e| {
+                    chrono::DateTime::parse_from_rfc3339(e)
+                        .map(|d| Timestamp::from_chrono(d.to_utc()))
+                        .with_context(|| {
+                            format!("token {:?}: expires {e:?} is not an RFC 3339 time", t.name)
+                        })
+                })
+                .transpose()?;
             records.push(TokenRecord {
                 name: t.name.clone(),
                 hash,
                 scopes,
+                expires_at,
             });
         }
         Ok(TokenSet::new(records))

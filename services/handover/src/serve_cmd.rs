@@ -63,6 +63,7 @@ pub fn tokens_or_first_admin(cfg_path: &std::path::Path) -> anyhow::Result<Token
             name: "admin".into(),
             scopes: Scope::ALL.iter().map(ToString::to_string).collect(),
             blake3: hex::encode(token_hash(&token)),
+            expires: None,
         });
         config::save(cfg_path, &cfg)?;
         println!(

@@ -519,7 +519,7 @@ fn token_add_refuses_unknown_scopes_bad_names_and_duplicates_and_revoke_unknown_
         "no token named",
     );
     let list = run(&["token", "list", "--data", d]);
-    assert_eq!(list.stdout, "crm\tingest\n");
+    assert_eq!(list.stdout, "crm\tingest\texpires never\n");
     assert!(
         !std::fs::read_to_string(dir.path().join("handover.toml"))
             .unwrap()
@@ -541,4 +541,59 @@ fn the_shipped_nats_configuration_is_valid() {
         .unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && said.contains("is valid"), "{said}");
+}
+
+#[test]
+fn a_token_can_expire_and_a_bad_lifetime_or_expiry_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = path_str(dir.path());
+    let add = |lifetime: &str| {
+        run(&[
+            "token",
+            "add",
+            "crm",
+            "--scopes",
+            "ingest",
+            "--expires-in",
+            lifetime,
+            "--data",
+            d,
+        ])
+    };
+    for bad in ["2w", "0d", "90"] {
+        assert_one_line_error(&add(bad), "is not a lifetime like 90d, 12h or 30m");
+    }
+    assert!(
+        !dir.path().join("handover.toml").exists(),
+        "nothing written"
+    );
+    let added = add("90d");
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let list = run(&["token", "list", "--data", d]);
+    let expires = list
+        .stdout
+        .trim()
+        .strip_prefix("crm\tingest\texpires ")
+        .unwrap_or_else(|| panic!("{:?}", list.stdout));
+    let at = chrono::DateTime::parse_from_rfc3339(expires).unwrap();
+    let ahead = at.to_utc() - chrono::Utc::now();
+    assert!(
+        (ahead - chrono::Duration::days(90)).num_seconds().abs() < 120,
+        "about 90 days ahead: {ahead}"
+    );
+
+    // A configuration whose expiry is not a time stops a start before the store is made.
+    let cfg = dir.path().join("handover.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace(expires, "next spring")).unwrap();
+    let serve = run(&["serve", "--data", d, "--listen", "127.0.0.1:0"]);
+    assert_eq!(serve.code, 2, "{}", serve.stderr);
+    assert!(
+        serve
+            .stderr
+            .contains("token \"crm\": expires \"next spring\" is not an RFC 3339 time"),
+        "{}",
+        serve.stderr
+    );
+    assert!(!dir.path().join("ledger.redb").exists(), "no store made");
 }

@@ -60,6 +60,8 @@ pub struct TokenRecord {
     pub name: String,
     pub hash: [u8; 32],
     pub scopes: Vec<Scope>,
+    /// From this instant on the token is refused (401); `None`: it does not expire.
+    pub expires_at: Option<proto_types::Timestamp>,
 }
 
 impl fmt::Debug for TokenRecord {
@@ -67,6 +69,7 @@ impl fmt::Debug for TokenRecord {
         f.debug_struct("TokenRecord")
             .field("name", &self.name)
             .field("scopes", &self.scopes)
+            .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
 }
@@ -183,6 +186,15 @@ where
         let record = tokens
             .authenticate(token)
             .ok_or_else(|| unauthorized("the bearer token is not valid"))?;
+        if let Some(at) = record.expires_at
+            && proto_types::Timestamp::now() >= at
+        {
+            return Err(unauthorized(&format!(
+                "the bearer token {:?} expired at {}; ask for a new one",
+                record.name,
+                at.to_rfc3339()
+            )));
+        }
         Ok(Caller {
             name: record.name.clone(),
             scopes: record.scopes.clone().into(),
@@ -202,6 +214,7 @@ mod tests {
             name: "crm".into(),
             hash: token_hash(&t),
             scopes: vec![Scope::Ingest],
+            expires_at: None,
         }]);
         assert_eq!(set.authenticate(&t).unwrap().name, "crm");
         assert!(set.authenticate(&new_token()).is_none());

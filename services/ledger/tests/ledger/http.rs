@@ -31,6 +31,7 @@ fn app_with(config: WriterConfig) -> App {
         name: name.into(),
         hash: token_hash(t),
         scopes,
+        expires_at: None,
     };
     let tokens = TokenSet::new(vec![
         rec("crm", &ingest, vec![Scope::Ingest]),
@@ -647,11 +648,13 @@ async fn a_range_of_the_log_comes_as_a_verifiable_export_for_audit_readers_only(
             name: "siem".into(),
             hash: token_hash(&auditor),
             scopes: vec![Scope::AuditRead],
+            expires_at: None,
         },
         TokenRecord {
             name: "crm".into(),
             hash: token_hash(&crm),
             scopes: vec![Scope::Ingest],
+            expires_at: None,
         },
     ]);
     let app = App {
@@ -841,4 +844,54 @@ async fn the_crm_reports_a_customers_contact_person_and_a_contact_without_a_name
         .await;
     assert_problem(&bad, StatusCode::BAD_REQUEST, "invalid_request");
     assert_eq!(*app.ledger.head_watch().borrow(), head);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_and_says_when_it_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open_or_create(&dir.path().join("ledger.redb")).unwrap();
+    let (ledger, _w) = Ledger::start(store, WriterConfig::default()).unwrap();
+    let (old, current) = (new_token(), new_token());
+    let hour = proto_types::Timestamp::MICROS_PER_SECOND * 3600;
+    let now = proto_types::Timestamp::now().0;
+    let tokens = TokenSet::new(vec![
+        TokenRecord {
+            name: "contractor".into(),
+            hash: token_hash(&old),
+            scopes: vec![Scope::Ingest],
+            expires_at: Some(proto_types::Timestamp(now - hour)),
+        },
+        TokenRecord {
+            name: "crm".into(),
+            hash: token_hash(&current),
+            scopes: vec![Scope::Ingest],
+            expires_at: Some(proto_types::Timestamp(now + hour)),
+        },
+    ]);
+    let app = App {
+        router: router(AppState {
+            ledger: ledger.clone(),
+            tokens: Arc::new(tokens),
+        }),
+        ledger: ledger.clone(),
+        ingest: current.clone(),
+        hr: String::new(),
+        admin: String::new(),
+        _dir: dir,
+    };
+    let batch = json!({"events": [viewed("e1", "E-1", "C-1")]});
+    let refused = app.post("/v1/events", &old, batch.clone()).await;
+    assert_problem(&refused, StatusCode::UNAUTHORIZED, "unauthorized");
+    let detail = refused.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("\"contractor\" expired at"),
+        "the refusal says which token expired and when: {detail}"
+    );
+    assert_eq!(
+        ledger.head_watch().borrow().to_owned(),
+        0,
+        "nothing written"
+    );
+    let accepted = app.post("/v1/events", &current, batch).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
 }

@@ -85,16 +85,19 @@ impl Api {
                 name: "siem".into(),
                 hash: token_hash(&siem),
                 scopes: vec![Scope::AuditRead],
+                expires_at: None,
             },
             TokenRecord {
                 name: "crm".into(),
                 hash: token_hash(&crm),
                 scopes: vec![Scope::Ingest],
+                expires_at: None,
             },
             TokenRecord {
                 name: "hr-system".into(),
                 hash: token_hash(&hr),
                 scopes: vec![Scope::Hr],
+                expires_at: None,
             },
         ]));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);

@@ -53,6 +53,7 @@ async fn serve_ledger(ledger: &Ledger) -> (String, String) {
         name: "query-service".into(),
         hash: token_hash(&token),
         scopes: vec![Scope::AuditRead, Scope::Ingest],
+        expires_at: None,
     }]);
     let app = ledger::http::router(ledger::http::AppState {
         ledger: ledger.clone(),
@@ -195,6 +196,7 @@ async fn a_forged_message_on_the_stream_stops_the_read_side_which_says_where() {
         name: "siem".into(),
         hash: token_hash(&auditor),
         scopes: vec![Scope::AuditRead],
+        expires_at: None,
     }]));
     let api = crate::http::Client::over(
         query::http::router(read.http_state(tokens, AuditSink::Local(ledger.clone()))),
