@@ -167,7 +167,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
 impl Config {
     fn check(&self) -> anyhow::Result<()> {
         // Every token record reads (hash, scopes, expiry), before anything starts.
-        self.token_set()?;
+        self.token_records()?;
         let s = &self.stream;
         if !(1..=5).contains(&s.replicas) {
             bail!("stream.replicas must be 1 to 5, not {}", s.replicas);
@@ -290,6 +290,14 @@ impl Config {
     /// # Errors
     /// When a record is malformed (naming it).
     pub fn token_set(&self) -> anyhow::Result<TokenSet> {
+        Ok(TokenSet::new(self.token_records()?))
+    }
+
+    /// The token records, as [`Config::token_set`] holds them.
+    ///
+    /// # Errors
+    /// When a record is malformed (naming it).
+    pub fn token_records(&self) -> anyhow::Result<Vec<TokenRecord>> {
         let mut records = Vec::with_capacity(self.tokens.len());
         for t in &self.tokens {
             let hash: [u8; 32] = hex::decode(&t.blake3)
@@ -316,7 +324,7 @@ impl Config {
                 expires_at,
             });
         }
-        Ok(TokenSet::new(records))
+        Ok(records)
     }
 }
 

@@ -80,6 +80,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     rt.block_on(async {
         let shutdown = crate::serve_cmd::shutdown_signal();
+        crate::serve_cmd::reload_tokens_on_hangup(cfg_path.clone(), tokens.clone());
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let feed = tokio::spawn(follow_nats(
             read.applier.clone(),

@@ -101,6 +101,7 @@ pub fn run(args: ServeArgs, read_side: bool) -> anyhow::Result<ExitCode> {
         .build()?;
     let result = rt.block_on(async {
         let shutdown = crate::serve_cmd::shutdown_signal();
+        reload_tokens_on_hangup(cfg_path.clone(), tokens.clone());
         let publisher = args
             .nats
             .as_ref()
@@ -190,6 +191,37 @@ async fn demo(ledger: &Ledger) -> anyhow::Result<u64> {
         n += ledger.append(chunk).await?.len() as u64;
     }
     Ok(n)
+}
+
+/// On SIGHUP (`systemctl reload`), reads the tokens from `cfg_path` again and puts them in place
+/// of `tokens`: a token revoked or added with `handover token` counts from the next request. A
+/// configuration that does not read leaves the tokens in use as they were. Installed when called
+/// (inside the runtime).
+pub(crate) fn reload_tokens_on_hangup(cfg_path: std::path::PathBuf, tokens: Arc<TokenSet>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP: tokens are read at start only");
+            return;
+        };
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match config::load(&cfg_path).and_then(|c| c.token_records()) {
+                    Ok(records) => {
+                        let names: Vec<String> = records.iter().map(|r| r.name.clone()).collect();
+                        tokens.replace(records);
+                        tracing::info!(tokens = ?names, "tokens reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "tokens not reloaded: the ones in use stay");
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (cfg_path, tokens);
 }
 
 /// SIGTERM or Ctrl-C. The handlers are installed when this is called (inside the runtime), not

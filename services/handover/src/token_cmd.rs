@@ -44,7 +44,8 @@ pub enum TokenAction {
     },
     /// List the tokens' names and scopes.
     List,
-    /// Remove a token; requests bearing it are refused from the next start.
+    /// Remove a token; requests bearing it are refused once the server re-reads its tokens
+    /// (SIGHUP, `systemctl reload`) or restarts.
     Revoke { name: String },
 }
 
@@ -124,7 +125,10 @@ pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
                 bail!("{}: no token named {name:?}", path.display());
             }
             config::save(&path, &cfg)?;
-            eprintln!("token {name:?} revoked");
+            eprintln!(
+                "token {name:?} revoked in {}; a running server refuses it once it re-reads its tokens (kill -HUP, systemctl reload)",
+                path.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -194,6 +194,15 @@ impl Server {
         Server::spawn(cmd)
     }
 
+    /// `handover serve` on `data`, on a free loopback port, logging at `level` into `log`.
+    pub fn start_logging(data: &Path, level: &str, log: &Path) -> Server {
+        let mut cmd = handover();
+        cmd.args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", level)
+            .stderr(std::fs::File::create(log).unwrap());
+        Server::spawn(cmd)
+    }
+
     /// Spawns a prepared `handover serve` command and waits until it listens.
     pub fn spawn(mut cmd: Command) -> Server {
         use std::io::BufRead;

@@ -153,17 +153,7 @@ fn tokens_never_appear_in_the_log() {
     let data = dir.path().join("data");
     let crm = token(&data, "crm", "ingest");
     let log_path = dir.path().join("serve.log");
-    let mut cmd = handover();
-    cmd.args([
-        "serve",
-        "--data",
-        path_str(&data),
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .env("RUST_LOG", "trace")
-    .stderr(std::fs::File::create(&log_path).unwrap());
-    let server = Server::spawn(cmd);
+    let server = Server::start_logging(&data, "trace", &log_path);
     let forged = "hov_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let body = json!({"events": [{"id": "e1", "actor": "E-1", "occurred_at": now(), "type": "logged_out"}]}).to_string();
     assert_eq!(
@@ -341,4 +331,72 @@ fn a_leavers_customers_export_to_a_csv_file_from_the_command_line() {
         );
     }
     assert_eq!(server.stop().0, 0);
+}
+
+/// A token revoked with `handover token` is refused by the running server once it has re-read
+/// its tokens (SIGHUP, what `systemctl reload` sends), and one added then is accepted; a
+/// configuration that does not read leaves the tokens in use as they were.
+#[test]
+fn sighup_rereads_the_tokens_so_a_revoked_one_is_refused_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let crm = token(&data, "crm", "ingest");
+    let log_path = dir.path().join("serve.log");
+    let server = Server::start_logging(&data, "info", &log_path);
+    let sent = std::cell::Cell::new(0);
+    let post = |t: &str| {
+        sent.set(sent.get() + 1);
+        let body = json!({"events": [{"id": format!("e{}", sent.get()), "actor": "E-1",
+                                      "occurred_at": now(), "type": "logged_out"}]})
+        .to_string();
+        http(&server.addr, "POST", "/v1/events", Some(t), Some(&body)).0
+    };
+    // Sends SIGHUP and waits for the server to say it re-read (or kept) its tokens.
+    let hangup = |expect: &str| {
+        let seen = || {
+            std::fs::read_to_string(&log_path)
+                .unwrap()
+                .matches(expect)
+                .count()
+        };
+        let before = seen();
+        let pid = server.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while seen() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not log {expect:?} after SIGHUP"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    assert_eq!(post(&crm), 200);
+
+    let r = run(&["token", "revoke", "crm", "--data", path_str(&data)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let crm2 = token(&data, "crm2", "ingest");
+    assert_eq!(post(&crm), 200, "still in use until the server re-reads");
+    assert_eq!(post(&crm2), 401, "not yet known");
+    hangup("tokens reloaded");
+    assert_eq!(post(&crm), 401, "revoked");
+    assert_eq!(post(&crm2), 200, "added");
+
+    // A configuration that does not read: the tokens in use stay.
+    let cfg = data.join("handover.toml");
+    std::fs::write(&cfg, "this is not toml [").unwrap();
+    hangup("tokens not reloaded");
+    assert_eq!(post(&crm2), 200);
+    assert_eq!(server.stop().0, 0);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !log.contains(&crm) && !log.contains(&crm2),
+        "a token leaked into the log"
+    );
 }

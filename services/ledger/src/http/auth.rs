@@ -91,29 +91,50 @@ pub fn new_token() -> String {
     format!("hov_{}", hex::encode(bytes))
 }
 
-/// The configured tokens.
-#[derive(Debug, Clone, Default)]
+/// The configured tokens. They can be replaced while serving (`handover serve` reloads them on
+/// SIGHUP): a revoked token is refused from the next request on.
+#[derive(Debug, Default)]
 pub struct TokenSet {
-    tokens: Vec<TokenRecord>,
+    tokens: std::sync::RwLock<Vec<TokenRecord>>,
 }
 
 impl TokenSet {
     pub fn new(tokens: Vec<TokenRecord>) -> Self {
-        Self { tokens }
+        Self {
+            tokens: std::sync::RwLock::new(tokens),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tokens.is_empty()
+        self.read().is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Puts `tokens` in place of the current ones, for every request from now on.
+    pub fn replace(&self, tokens: Vec<TokenRecord>) {
+        *self
+            .tokens
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tokens;
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<TokenRecord>> {
+        self.tokens
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The token `presented` hashes to, compared against every record in constant time.
-    pub fn authenticate(&self, presented: &str) -> Option<&TokenRecord> {
+    pub fn authenticate(&self, presented: &str) -> Option<TokenRecord> {
         let h = blake3::Hash::from(token_hash(presented));
         let mut found = None;
-        for t in &self.tokens {
+        for t in self.read().iter() {
             // blake3::Hash compares in constant time; the loop never stops early.
             if blake3::Hash::from(t.hash) == h {
-                found = Some(t);
+                found = Some(t.clone());
             }
         }
         found
