@@ -446,7 +446,7 @@ enum RowKey {
     Activity(u64),
 }
 
-fn csv_line(values: impl IntoIterator<Item = String>) -> Vec<u8> {
+pub(crate) fn csv_line(values: impl IntoIterator<Item = String>) -> Vec<u8> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
@@ -454,7 +454,7 @@ fn csv_line(values: impl IntoIterator<Item = String>) -> Vec<u8> {
     w.into_inner().unwrap_or_default()
 }
 
-fn cell(v: &Value) -> String {
+pub(crate) fn cell(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),

@@ -108,6 +108,69 @@ pub struct ListParams {
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// `json` (default) or `csv`: the page as a spreadsheet (UTF-8 with a BOM), `fields` as JSON
+    /// in one column; `as_of_seq`, `head_hash` and the next cursor come as the headers
+    /// `Handover-As-Of-Seq`, `Handover-Head-Hash` and `Handover-Next-Cursor`.
+    format: Option<String>,
+}
+
+/// How a listing is answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ListFormat {
+    Json,
+    Csv,
+}
+
+fn list_format(p: &ListParams) -> Result<ListFormat, Problem> {
+    match p.format.as_deref() {
+        None | Some("json") => Ok(ListFormat::Json),
+        Some("csv") => Ok(ListFormat::Csv),
+        Some(other) => Err(
+            Problem::unprocessable(format!("format: {other:?} is not json or csv"))
+                .with("field", "format"),
+        ),
+    }
+}
+
+/// The columns of a listing as CSV, in `views::entry`'s names.
+const CSV_COLUMNS: [&str; 9] = [
+    "seq",
+    "occurred_at",
+    "recorded_at",
+    "actor",
+    "kind",
+    "event_id",
+    "fields",
+    "hash",
+    "prev",
+];
+
+/// A listing's JSON body as the CSV answer `format=csv` asks for.
+fn csv_page(body: &Value) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let mut out = "\u{feff}".as_bytes().to_vec();
+    out.extend(super::export::csv_line(
+        CSV_COLUMNS.iter().map(ToString::to_string),
+    ));
+    for e in body["events"].as_array().into_iter().flatten() {
+        out.extend(super::export::csv_line(
+            CSV_COLUMNS.iter().map(|c| super::export::cell(&e[*c])),
+        ));
+    }
+    let mut res = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
+    for (name, v) in [
+        ("handover-as-of-seq", &body["as_of_seq"]),
+        ("handover-head-hash", &body["head_hash"]),
+        ("handover-next-cursor", &body["next_cursor"]),
+    ] {
+        if !v.is_null()
+            && let Ok(h) = HeaderValue::from_str(&super::export::cell(v))
+        {
+            res.headers_mut().insert(name, h);
+        }
+    }
+    res
 }
 
 struct Listing {
@@ -289,14 +352,32 @@ pub(crate) async fn answer(
     Ok(Json(body))
 }
 
+/// [`answer`], as JSON or as CSV.
+async fn answer_listing(
+    q: &QueryState,
+    caller: &Caller,
+    uri: &Uri,
+    endpoint: &'static str,
+    started: Instant,
+    out: (Value, u64),
+    format: ListFormat,
+) -> Result<axum::response::Response, Problem> {
+    use axum::response::IntoResponse;
+    let Json(body) = answer(q, caller, uri, endpoint, started, out).await?;
+    Ok(match format {
+        ListFormat::Json => Json(body).into_response(),
+        ListFormat::Csv => csv_page(&body),
+    })
+}
+
 /// Events matching every filter given, by the time they happened.
 #[utoipa::path(get, path = "/v1/events", tag = "forensic", params(ListParams),
     responses(
-        (status = 200, description = "A page of entries: `events`, `next_cursor` (null on the last page), `as_of_seq`, `head_hash`", body = Object),
+        (status = 200, description = "A page of entries: `events`, `next_cursor` (null on the last page), `as_of_seq`, `head_hash`; with format=csv, text/csv and those three as headers", body = Object),
         (status = 400, description = "A malformed time, limit or cursor", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the audit:read scope", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "An unknown kind, a limit out of range, from after to", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown kind or format, a limit out of range, from after to", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "The read could not be recorded, so it is not answered", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
     ))]
 async fn events(
@@ -304,12 +385,13 @@ async fn events(
     caller: Caller,
     uri: Uri,
     Query(p): Query<ListParams>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<axum::response::Response, Problem> {
     caller.require(Scope::AuditRead)?;
     let started = Instant::now();
+    let format = list_format(&p)?;
     let l = listing(&p, None)?;
     let out = q.read(move |snap| run_listing(snap, &l)).await?;
-    answer(&q, &caller, &uri, "events", started, out).await
+    answer_listing(&q, &caller, &uri, "events", started, out, format).await
 }
 
 /// Everything the employee did and everything done to their account, by time.
@@ -321,7 +403,7 @@ async fn events(
         (status = 401, description = "No valid token", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the audit:read scope", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such employee, and no action by that id", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "An unknown kind or a limit out of range", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown kind or format, or a limit out of range", body = ledger::http::ProblemDoc, content_type = "application/problem+json"),
     ))]
 async fn timeline(
     State(q): State<QueryState>,
@@ -329,9 +411,10 @@ async fn timeline(
     uri: Uri,
     Path(id): Path<String>,
     Query(p): Query<ListParams>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<axum::response::Response, Problem> {
     caller.require(Scope::AuditRead)?;
     let started = Instant::now();
+    let format = list_format(&p)?;
     let l = listing(&p, Some((IndexName::Employee, id.clone())))?;
     let out = q
         .read(move |snap| {
@@ -350,7 +433,7 @@ async fn timeline(
             Ok((body, n))
         })
         .await?;
-    answer(&q, &caller, &uri, "timeline", started, out).await
+    answer_listing(&q, &caller, &uri, "timeline", started, out, format).await
 }
 
 #[derive(Deserialize, IntoParams)]

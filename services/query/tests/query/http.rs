@@ -345,6 +345,16 @@ async fn bad_queries_get_a_problem_with_the_right_status_and_record_nothing() {
             siem,
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
+        (
+            "/v1/events?format=xml",
+            siem,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/employees/E-2/timeline?format=pdf",
+            siem,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         ("/v1/employees/E-404/timeline", siem, StatusCode::NOT_FOUND),
         (
             "/v1/employees/E-404/permissions",
@@ -431,6 +441,101 @@ async fn a_listing_paged_by_its_cursor_neither_skips_nor_repeats_while_the_log_g
     assert_eq!(
         paged, all,
         "the pages are exactly the listing as of the first page"
+    );
+}
+
+/// The same listing as CSV, page by page through the cursor header, is the JSON listing row for
+/// row; the position comes in headers; and each page is recorded as a read like any other.
+#[tokio::test]
+async fn a_listing_comes_as_csv_too_with_its_position_and_cursor_in_headers() {
+    let api = Api::start().await;
+    let json = api.ok("/v1/employees/E-2/timeline?limit=1000").await;
+    api.caught_up().await;
+    let recorded = api.audit_records().len();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut path = "/v1/employees/E-2/timeline?limit=3&format=csv".to_string();
+    let mut pages = 0;
+    let mut first = None;
+    loop {
+        let req = Request::builder()
+            .uri(&path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", api.siem))
+            .body(Body::empty())
+            .unwrap();
+        let res = api.client.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let h = |name: &str| {
+            res.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(h("content-type").unwrap(), "text/csv; charset=utf-8");
+        let at = (
+            h("handover-as-of-seq").unwrap(),
+            h("handover-head-hash").unwrap(),
+        );
+        assert_eq!(
+            *first.get_or_insert(at.clone()),
+            at,
+            "every page states the first page's position"
+        );
+        let next = h("handover-next-cursor");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..3], "\u{feff}".as_bytes());
+        let mut reader = csv::Reader::from_reader(&body[3..]);
+        assert_eq!(
+            reader.headers().unwrap().iter().collect::<Vec<_>>(),
+            vec![
+                "seq",
+                "occurred_at",
+                "recorded_at",
+                "actor",
+                "kind",
+                "event_id",
+                "fields",
+                "hash",
+                "prev"
+            ]
+        );
+        rows.extend(
+            reader
+                .records()
+                .map(|r| r.unwrap().iter().map(str::to_string).collect()),
+        );
+        pages += 1;
+        match next {
+            Some(c) => path = format!("/v1/employees/E-2/timeline?limit=3&format=csv&cursor={c}"),
+            None => break,
+        }
+    }
+    // The JSON read was recorded in between: the CSV listing is one entry further on.
+    let (as_of, head) = first.unwrap();
+    assert_eq!(as_of, (json["as_of_seq"].as_u64().unwrap() + 1).to_string());
+    let recorded_entry = api.ok(&format!("/v1/entries/{as_of}")).await;
+    assert_eq!(recorded_entry["hash"], head.as_str());
+    let events = json["events"].as_array().unwrap();
+    assert!(
+        pages > 1 && events.len() > 3,
+        "the listing took several pages"
+    );
+    assert_eq!(rows.len(), events.len());
+    for (row, e) in rows.iter().zip(events) {
+        assert_eq!(row[0], e["seq"].to_string());
+        assert_eq!(row[1], e["occurred_at"].as_str().unwrap());
+        assert_eq!(row[3], e["actor"].as_str().unwrap());
+        assert_eq!(row[4], e["kind"].as_str().unwrap());
+        assert_eq!(
+            serde_json::from_str::<Value>(&row[6]).unwrap(),
+            e["fields"],
+            "fields as JSON in one cell"
+        );
+        assert_eq!(row[7], e["hash"].as_str().unwrap());
+    }
+    api.caught_up().await;
+    assert_eq!(
+        api.audit_records().len(),
+        recorded + pages + 1,
+        "each CSV page is recorded as a read (and so was the entry read)"
     );
 }
 
