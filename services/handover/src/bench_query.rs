@@ -155,14 +155,12 @@ pub async fn fanout(
     steady: Vec<NewEntry>,
 ) -> anyhow::Result<FanoutFigures> {
     let n = entries.len() as u64;
-    let entries_n = n;
     for f in ["fanout-ledger.redb", "fanout-query.redb"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
     // A fresh stream each round, as the raw side gets.
-    let _ = jetstream::new(async_nats::connect(nats.url.as_str()).await?)
-        .delete_stream(proto_types::nats::STREAM)
-        .await;
+    let js = jetstream::new(async_nats::connect(nats.url.as_str()).await?);
+    let _ = js.delete_stream(proto_types::nats::STREAM).await;
     let store = LogStore::open_or_create(&dir.join("fanout-ledger.redb"))?;
     let (ledger, writer) = Ledger::start(store, WriterConfig::default())?;
     let publisher = Publisher::start(ledger.clone(), OutboxConfig::new(nats.url.clone()));
@@ -247,10 +245,9 @@ pub async fn fanout(
     let _ = stop.send(true);
     let _ = feed.await;
     publisher.stop().await;
-    let n = n + steady.len() as u64;
     let stored: Vec<Vec<u8>> = ledger
         .reader()
-        .entries(0, entries_n as usize)?
+        .entries(0, n as usize)?
         .into_iter()
         .map(|(_, b)| b)
         .collect();
@@ -259,22 +256,20 @@ pub async fn fanout(
 
     // The limit: the same bytes into JetStream, pipelined as the outbox does, with ids, nothing
     // else — on a server left as it was found (the stream ours filled is gone).
-    let js = jetstream::new(async_nats::connect(nats.url.as_str()).await?);
     js.delete_stream(proto_types::nats::STREAM).await?;
     let in_flight = OutboxConfig::new(nats.url.clone()).max_in_flight;
     let cpu = Cpu::now(nats);
     let raw_took = raw_publish(&js, &stored, in_flight, false).await?;
-    let cpu_raw = cpu.per_event_since(nats, entries_n);
+    let cpu_raw = cpu.per_event_since(nats, n);
     // And beside it, the same with a consumer draining the stream as it fills.
     let cpu = Cpu::now(nats);
     let raw_consumed_took = raw_publish(&js, &stored, in_flight, true).await?;
-    let cpu_raw_consumed = cpu.per_event_since(nats, entries_n);
-    let _ = n;
+    let cpu_raw_consumed = cpu.per_event_since(nats, n);
     Ok(FanoutFigures {
-        events: entries_n,
-        ours_per_s: entries_n as f64 / took.as_secs_f64(),
-        raw_per_s: entries_n as f64 / raw_took.as_secs_f64(),
-        raw_consumed_per_s: entries_n as f64 / raw_consumed_took.as_secs_f64(),
+        events: n,
+        ours_per_s: n as f64 / took.as_secs_f64(),
+        raw_per_s: n as f64 / raw_took.as_secs_f64(),
+        raw_consumed_per_s: n as f64 / raw_consumed_took.as_secs_f64(),
         cpu_ours,
         cpu_raw,
         cpu_raw_consumed,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use ledger::http::auth::{Scope, TokenRecord, TokenSet};
+use projections::anomaly::Thresholds;
 use proto_types::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -20,55 +21,8 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "is_default")]
     pub consumer: ConsumerConfig,
     #[serde(default, skip_serializing_if = "is_default")]
-    pub anomalies: AnomalyConfig,
-}
-
-/// Where the anomaly rules draw the line (see `projections::anomaly`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AnomalyConfig {
-    pub spike_factor: f64,
-    pub spike_window_days: u32,
-    pub spike_min_days: u32,
-    pub spike_min_count: u64,
-    pub off_hours_min_events: u64,
-    pub off_hours_margin_hours: u32,
-    pub foreign_min_customers: u64,
-    pub self_transfer_days: u32,
-    pub late_revocation_minutes: u64,
-}
-
-impl Default for AnomalyConfig {
-    fn default() -> Self {
-        let t = projections::anomaly::Thresholds::default();
-        Self {
-            spike_factor: t.spike_factor,
-            spike_window_days: t.spike_window_days,
-            spike_min_days: t.spike_min_days,
-            spike_min_count: t.spike_min_count,
-            off_hours_min_events: t.off_hours_min_events,
-            off_hours_margin_hours: t.off_hours_margin_hours,
-            foreign_min_customers: t.foreign_min_customers,
-            self_transfer_days: t.self_transfer_days,
-            late_revocation_minutes: t.late_revocation_minutes,
-        }
-    }
-}
-
-impl AnomalyConfig {
-    pub fn thresholds(&self) -> projections::anomaly::Thresholds {
-        projections::anomaly::Thresholds {
-            spike_factor: self.spike_factor,
-            spike_window_days: self.spike_window_days,
-            spike_min_days: self.spike_min_days,
-            spike_min_count: self.spike_min_count,
-            off_hours_min_events: self.off_hours_min_events,
-            off_hours_margin_hours: self.off_hours_margin_hours,
-            foreign_min_customers: self.foreign_min_customers,
-            self_transfer_days: self.self_transfer_days,
-            late_revocation_minutes: self.late_revocation_minutes,
-        }
-    }
+    /// Where the anomaly rules draw the line (see `projections::anomaly`).
+    pub anomalies: Thresholds,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -342,12 +296,12 @@ mod tests {
         assert!(c.tokens.is_empty());
         // Every option of the two sections is in the sample.
         let text = std::fs::read_to_string(&sample).unwrap();
-        assert_eq!(c.anomalies, AnomalyConfig::default());
+        assert_eq!(c.anomalies, Thresholds::default());
         for key in toml::to_string(&StreamConfig::default())
             .unwrap()
             .lines()
             .chain(toml::to_string(&ConsumerConfig::default()).unwrap().lines())
-            .chain(toml::to_string(&AnomalyConfig::default()).unwrap().lines())
+            .chain(toml::to_string(&Thresholds::default()).unwrap().lines())
         {
             let name = key.split(" = ").next().unwrap();
             assert!(

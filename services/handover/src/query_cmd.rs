@@ -71,10 +71,8 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = &args.durable {
         nats_config.durable = d.clone();
     }
-    let read = query::ReadSide::open_with(
-        &data.join(query::store::STORE_FILE),
-        cfg.anomalies.thresholds(),
-    )?;
+    let read =
+        query::ReadSide::open_with(&data.join(query::store::STORE_FILE), cfg.anomalies.clone())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

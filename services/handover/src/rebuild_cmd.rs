@@ -106,7 +106,7 @@ pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_file(&building);
     let dir = ledger.parent().unwrap_or(std::path::Path::new("."));
     let cfg = crate::config::load(&crate::config::path(dir, args.config.as_deref()))?;
-    let read = query::ReadSide::open_with(&building, cfg.anomalies.thresholds())?;
+    let read = query::ReadSide::open_with(&building, cfg.anomalies.clone())?;
     let started = Instant::now();
     let total = ledger::store::open_read_only(&ledger)?.1.next_seq;
     let bar = crate::progress::bar(total, "rebuild");

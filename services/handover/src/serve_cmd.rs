@@ -88,10 +88,7 @@ pub fn run(args: ServeArgs, read_side: bool) -> anyhow::Result<ExitCode> {
     let tokens = Arc::new(tokens_or_first_admin(&cfg_path)?);
     let read = if read_side {
         let path = store_path.with_file_name(query::store::STORE_FILE);
-        Some(query::ReadSide::open_with(
-            &path,
-            cfg.anomalies.thresholds(),
-        )?)
+        Some(query::ReadSide::open_with(&path, cfg.anomalies.clone())?)
     } else {
         None
     };

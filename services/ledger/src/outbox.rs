@@ -220,10 +220,7 @@ async fn pump(
                 .payload(bytes.clone())
                 .message_id(hex::encode(hash))
                 .header(nats::SEQ_HEADER, seq.to_string().as_str());
-            inflight.push_back((
-                *seq,
-                js.send_publish(nats::log_subject_of(name), msg).await?,
-            ));
+            inflight.push_back((*seq, js.send_publish(nats::log_subject(name), msg).await?));
             if nats::CLOUD_EVENT_KINDS.contains(name) {
                 let event = decode(*seq, bytes)?;
                 let successors = successors_after(ledger, &batch, i, &event).await?;

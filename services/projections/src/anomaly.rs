@@ -22,8 +22,9 @@ use proto_types::{Actor, Date, Event, Timestamp};
 use crate::State;
 use crate::flags::{self, Flag};
 
-/// Where each rule draws the line (`[anomalies]` in the configuration).
-#[derive(Debug, Clone, PartialEq)]
+/// Where each rule draws the line (`[anomalies]` in the configuration, which may leave any out).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     /// A day's views and exports above this many times the employee's trailing median…
     pub spike_factor: f64,

@@ -394,6 +394,38 @@ fn python_with_blake3() -> std::path::PathBuf {
 }
 
 #[test]
+fn bench_only_runs_the_parts_named_and_refuses_an_unknown_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench").join("log.json");
+    let bad = run(&["bench", "--only", "log,speed", "--out", path_str(&out)]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("invalid value 'speed' for '--only"),
+        "{}",
+        bad.stderr
+    );
+    assert!(!dir.path().join("bench").exists(), "nothing written");
+    let r = run(&[
+        "bench",
+        "--only",
+        "detection",
+        "--detection-seeds",
+        "1",
+        "--out",
+        path_str(&out),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(out.with_file_name("detection.json").exists());
+    for other in ["log.json", "ingest.json", "query.json", "replay.json"] {
+        assert!(
+            !out.with_file_name(other).exists(),
+            "{other} was not asked for"
+        );
+    }
+    assert!(!r.stdout.contains("durable appends"), "{}", r.stdout);
+}
+
+#[test]
 fn bench_prints_a_table_and_writes_its_figures_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bench").join("log.json");
@@ -442,6 +474,15 @@ fn bench_prints_a_table_and_writes_its_figures_as_json() {
         .abs()
             < 1e-9
     );
+    for side in ["ours", "raw", "raw_with_consumer"] {
+        for who in ["process", "nats_server"] {
+            assert!(
+                f["cpu_us_per_event"][side][who].is_f64(),
+                "CPU per event of {side}/{who}: {f}"
+            );
+        }
+    }
+    assert!(r.stdout.contains("CPU per event (us)"));
     assert_eq!(q["forensic"]["events"], 5000);
     let d: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.with_file_name("detection.json")).unwrap())

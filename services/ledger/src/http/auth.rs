@@ -109,10 +109,6 @@ impl TokenSet {
         self.read().is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.read().len()
-    }
-
     /// Puts `tokens` in place of the current ones, for every request from now on.
     pub fn replace(&self, tokens: Vec<TokenRecord>) {
         *self
@@ -217,8 +213,8 @@ where
             )));
         }
         Ok(Caller {
-            name: record.name.clone(),
-            scopes: record.scopes.clone().into(),
+            name: record.name,
+            scopes: record.scopes.into(),
         })
     }
 }

@@ -446,6 +446,26 @@ enum RowKey {
     Activity(u64),
 }
 
+/// The start of a CSV answer: a BOM (so that spreadsheets read UTF-8) and the header line.
+pub(crate) fn csv_opening(columns: &[&str]) -> Vec<u8> {
+    let mut b = "\u{feff}".as_bytes().to_vec();
+    b.extend(csv_line(columns.iter().map(|c| (*c).to_string())));
+    b
+}
+
+/// `Handover-As-Of-Seq` and `Handover-Head-Hash`: the position of an answer whose body cannot
+/// carry it (CSV, streams).
+pub(crate) fn position_headers(h: &mut axum::http::HeaderMap, as_of: &Value, head_hex: &str) {
+    for (name, v) in [
+        ("handover-as-of-seq", cell(as_of)),
+        ("handover-head-hash", head_hex.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(name, v);
+        }
+    }
+}
+
 pub(crate) fn csv_line(values: impl IntoIterator<Item = String>) -> Vec<u8> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
@@ -563,11 +583,7 @@ async fn export(
     let as_of = next.checked_sub(1).map_or(Value::Null, Value::from);
     let head_hex = hex::encode(head);
     let opening = match format {
-        Format::Csv => {
-            let mut b = "\u{feff}".as_bytes().to_vec();
-            b.extend(csv_line(what.columns().iter().map(|c| (*c).to_string())));
-            b
-        }
+        Format::Csv => csv_opening(what.columns()),
         Format::Json => format!(
             "{{\"as_of_seq\":{as_of},\"head_hash\":\"{head_hex}\",\"employee\":{},\"what\":\"{}\",\"rows\":[",
             json!(id),
@@ -640,12 +656,7 @@ async fn export(
     )) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&cell(&as_of)) {
-        h.insert("handover-as-of-seq", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&head_hex) {
-        h.insert("handover-head-hash", v);
-    }
+    position_headers(h, &as_of, &head_hex);
     q.metrics.query("export", started.elapsed());
     Ok(res)
 }

@@ -147,28 +147,20 @@ const CSV_COLUMNS: [&str; 9] = [
 
 /// A listing's JSON body as the CSV answer `format=csv` asks for.
 fn csv_page(body: &Value) -> axum::response::Response {
+    use super::export::{cell, csv_line, csv_opening, position_headers};
     use axum::http::{HeaderValue, header};
     use axum::response::IntoResponse;
-    let mut out = "\u{feff}".as_bytes().to_vec();
-    out.extend(super::export::csv_line(
-        CSV_COLUMNS.iter().map(ToString::to_string),
-    ));
+    let mut out = csv_opening(&CSV_COLUMNS);
     for e in body["events"].as_array().into_iter().flatten() {
-        out.extend(super::export::csv_line(
-            CSV_COLUMNS.iter().map(|c| super::export::cell(&e[*c])),
-        ));
+        out.extend(csv_line(CSV_COLUMNS.iter().map(|c| cell(&e[*c]))));
     }
     let mut res = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
-    for (name, v) in [
-        ("handover-as-of-seq", &body["as_of_seq"]),
-        ("handover-head-hash", &body["head_hash"]),
-        ("handover-next-cursor", &body["next_cursor"]),
-    ] {
-        if !v.is_null()
-            && let Ok(h) = HeaderValue::from_str(&super::export::cell(v))
-        {
-            res.headers_mut().insert(name, h);
-        }
+    let h = res.headers_mut();
+    position_headers(h, &body["as_of_seq"], &cell(&body["head_hash"]));
+    if let Some(c) = body["next_cursor"].as_str()
+        && let Ok(v) = HeaderValue::from_str(c)
+    {
+        h.insert("handover-next-cursor", v);
     }
     res
 }
