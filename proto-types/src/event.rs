@@ -145,6 +145,16 @@ pub enum DealOutcome {
     Lost,
 }
 
+impl DealOutcome {
+    /// `won` or `lost`, as the APIs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DealOutcome::Won => "won",
+            DealOutcome::Lost => "lost",
+        }
+    }
+}
+
 /// What happened. Variants are past tense; each names the fields an auditor needs.
 ///
 /// **Append only**: new variants go at the end (postcard encodes the variant's position).

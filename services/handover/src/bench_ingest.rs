@@ -10,7 +10,7 @@ use ledger::http::auth::{Scope, TokenRecord, TokenSet, new_token, token_hash};
 use ledger::http::{AppState, router};
 use ledger::{Ledger, LogStore, NewEntry, WriterConfig};
 use proto_types::Event;
-use proto_types::event::{DealOutcome, EventKind};
+use proto_types::event::EventKind;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -90,7 +90,7 @@ pub fn ingest_json(e: &Event) -> Option<Value> {
             outcome,
             amount,
         } => json!({"type": "deal_closed", "deal": deal,
-            "outcome": if *outcome == DealOutcome::Won { "won" } else { "lost" }, "amount": money(amount)}),
+            "outcome": outcome.name(), "amount": money(amount)}),
         EventKind::ReportExported {
             report,
             rows,

@@ -518,7 +518,7 @@ fn ownership_change(
                 Resource::Deal(deal.clone()),
                 owner,
                 owner,
-                format!("closed ({})", format!("{outcome:?}").to_lowercase()),
+                format!("closed ({})", outcome.name()),
             )
         }
         EventKind::CustomerDeleted { customer } => (

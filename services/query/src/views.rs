@@ -69,7 +69,7 @@ pub fn fields(kind: &EventKind) -> Value {
             outcome,
             amount,
         } => {
-            json!({"deal": deal, "outcome": format!("{outcome:?}").to_lowercase(), "amount": money(amount)})
+            json!({"deal": deal, "outcome": outcome.name(), "amount": money(amount)})
         }
         EventKind::ResignationSubmitted {
             employee,

@@ -150,8 +150,23 @@ pub fn router_with(state: AppState, beside: Option<Beside>) -> Router {
         doc.merge(b.doc.clone());
         router = router.merge(b.routes.clone());
     }
-    let doc = Arc::new(serde_json::to_value(&doc).expect("the OpenAPI document serialises"));
-    let mut router = router
+    let mut router = finish(router, &doc)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state, count_problems));
+    if let Some(b) = beside {
+        router = router.layer(axum::Extension(b));
+    }
+    router
+}
+
+/// What every service's router ends with: its OpenAPI document (served by `openapi_json`), and
+/// problem documents for an unknown path (404) and a method a path does not take (405).
+pub fn finish<S>(router: Router<S>, doc: &utoipa::openapi::OpenApi) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let doc = Arc::new(serde_json::to_value(doc).expect("the OpenAPI document serialises"));
+    router
         .layer(axum::Extension(doc))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -161,12 +176,6 @@ pub fn router_with(state: AppState, beside: Option<Beside>) -> Router {
                 "this endpoint does not take that method",
             )
         })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(state, count_problems));
-    if let Some(b) = beside {
-        router = router.layer(axum::Extension(b));
-    }
-    router
 }
 
 async fn count_problems(

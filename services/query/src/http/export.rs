@@ -248,7 +248,7 @@ fn deals(
                     let (a, cur) = money(amount);
                     f.insert("amount", json!(a));
                     f.insert("currency", json!(cur));
-                    f.insert("status", json!(format!("{outcome:?}").to_lowercase()));
+                    f.insert("status", json!(outcome.name()));
                     f.insert("closed_at", views::time(ev.occurred_at));
                 }
                 EventKind::OwnershipTransferred {

@@ -140,16 +140,5 @@ fn standalone_routes() -> OpenApiRouter<QueryState> {
 /// The query service's whole router, when it runs alone (`handover query`).
 pub fn router(state: QueryState) -> Router {
     let (routes, doc) = standalone_routes().split_for_parts();
-    let doc = Arc::new(serde_json::to_value(&doc).expect("the OpenAPI document serialises"));
-    routes
-        .layer(axum::Extension(doc))
-        .fallback(|| async { Problem::not_found("no such endpoint") })
-        .method_not_allowed_fallback(|| async {
-            Problem::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this endpoint does not take that method",
-            )
-        })
-        .with_state(state)
+    ledger::http::finish(routes, &doc).with_state(state)
 }
