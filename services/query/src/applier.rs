@@ -261,9 +261,9 @@ impl Applier {
     ///
     /// # Errors
     /// Storage errors; the applier must then not be used again.
-    pub fn apply(
+    pub fn apply<B: AsRef<[u8]>>(
         &mut self,
-        entries: &[(u64, Vec<u8>)],
+        entries: &[(u64, B)],
         source: &str,
     ) -> Result<Outcome, StorageError> {
         if let Some(b) = &self.broken {
@@ -277,6 +277,7 @@ impl Applier {
         let mut touched_handovers: BTreeSet<EmployeeId> = BTreeSet::new();
         let mut touched_customers: BTreeSet<CustomerId> = BTreeSet::new();
         for (seq, bytes) in entries {
+            let bytes = bytes.as_ref();
             let next = verifier.next_seq();
             if *seq < next {
                 continue;
@@ -333,7 +334,7 @@ impl Applier {
             }
             self.state.apply(&event);
             orphan_candidates(&self.state, &event, &mut touched_customers);
-            batch.entries.push((*seq, bytes.as_slice(), keys));
+            batch.entries.push((*seq, bytes, keys));
         }
         let last = verifier.next_seq().saturating_sub(1);
         for (id, seq) in &touched_employees {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull};
+use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use ledger::{Ledger, LogReader};
 use proto_types::{EntryRef, nats};
@@ -83,9 +84,9 @@ impl Backfill {
 }
 
 /// Applies on a blocking thread (redb commits block).
-async fn apply(
+async fn apply<B: AsRef<[u8]> + Send + Sync + 'static>(
     applier: &SharedApplier,
-    entries: Arc<Vec<(u64, Vec<u8>)>>,
+    entries: Arc<Vec<(u64, B)>>,
     source: &'static str,
 ) -> Result<Outcome, BoxError> {
     let a = applier.clone();
@@ -105,7 +106,7 @@ fn next_seq(applier: &SharedApplier) -> u64 {
 /// is broken; an error when a gap cannot be filled.
 async fn apply_filling_gaps(
     applier: &SharedApplier,
-    entries: Vec<(u64, Vec<u8>)>,
+    entries: Vec<(u64, Bytes)>,
     source: &'static str,
     backfill: &Backfill,
 ) -> Result<bool, BoxError> {
@@ -292,7 +293,7 @@ pub async fn follow_nats(
 /// What the fetching loop hands the applying task.
 enum Fetched {
     /// Messages as `(seq, bytes)`, and the last message (acknowledged once they are durable).
-    Rows(Vec<(u64, Vec<u8>)>, Box<jetstream::Message>),
+    Rows(Vec<(u64, Bytes)>, Box<jetstream::Message>),
     /// The stream was quiet for a whole fetch.
     Quiet,
 }
@@ -362,7 +363,8 @@ async fn consume(
                     .or_else(|| EntryRef::parse(&last.payload).ok().map(|e| e.seq()))
                     // An unreadable message takes the place of the next entry: it breaks there.
                     .unwrap_or_else(|| next_seq(applier));
-                rows.push((seq, last.payload.to_vec()));
+                // The message's own buffer: no copy per entry.
+                rows.push((seq, last.payload.clone()));
                 if rows.len() >= config.batch {
                     break;
                 }
