@@ -58,30 +58,17 @@ impl QueryLaunch {
 
 impl Deployment {
     fn embedded(dir: &Path) -> Deployment {
-        let data = dir.join("data");
-        let (hr, crm, siem) = (
-            token(&data, "hr-system", "hr"),
-            token(&data, "crm", "ingest"),
-            token(&data, "siem", "audit:read"),
-        );
-        let server = Server::start(&data);
-        Deployment {
-            write: server.addr.clone(),
-            read: server.addr.clone(),
-            hr,
-            crm,
-            siem,
-            ledger_data: data,
-            servers: vec![server],
-            query: None,
-            nats: None,
-        }
+        Deployment::one_process(dir, None)
     }
 
     /// `handover serve --nats`: one process that publishes to JetStream and feeds its read side
     /// from the stream (backfilling from its own log).
     fn embedded_over_nats(dir: &Path) -> Deployment {
-        let nats = Nats::start(&dir.join("js"));
+        Deployment::one_process(dir, Some(Nats::start(&dir.join("js"))))
+    }
+
+    /// `handover serve`, over `nats` when given.
+    fn one_process(dir: &Path, nats: Option<Nats>) -> Deployment {
         let data = dir.join("data");
         let (hr, crm, siem) = (
             token(&data, "hr-system", "hr"),
@@ -96,8 +83,10 @@ impl Deployment {
             "--listen",
             "127.0.0.1:0",
         ])
-        .args(["--nats", &nats.url()])
         .stderr(std::process::Stdio::null());
+        if let Some(n) = &nats {
+            cmd.args(["--nats", &n.url()]);
+        }
         let server = Server::spawn(cmd);
         Deployment {
             write: server.addr.clone(),
@@ -108,7 +97,7 @@ impl Deployment {
             ledger_data: data,
             servers: vec![server],
             query: None,
-            nats: Some(nats),
+            nats,
         }
     }
 
