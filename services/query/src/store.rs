@@ -22,6 +22,7 @@
 //!   applied entry), `break` (the first entry that failed verification, once found).
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -269,9 +270,11 @@ impl QueryStore {
             for (name, id) in &batch.new_names {
                 names.insert(name.as_str(), *id)?;
             }
-            // Each index's rows in key order: consecutive inserts then land on the page the last
-            // one dirtied, still in the CPU's cache, instead of hopping between employees,
-            // customers and kinds as seq order does (applying is ~10% faster for it).
+            // Every table's new rows in key order, spliced in through a cursor: the rows that
+            // fall into one gap of the table (an employee's new rows all sit after that
+            // employee's older ones, the entries after every entry) are packed into leaves
+            // together, with one update of the path above, instead of one descent from the root
+            // and one leaf rewrite per row. About twice as fast as row-by-row inserts.
             let n = batch.entries.len();
             let (mut time, mut actor, mut kind, mut employee, mut customer) = (
                 Vec::with_capacity(n),
@@ -280,30 +283,28 @@ impl QueryStore {
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
             );
-            for (seq, bytes, k) in &batch.entries {
-                entries.insert(*seq, *bytes)?;
-                time.push((k.at, *seq));
+            for (seq, _, k) in &batch.entries {
+                time.push(((k.at, *seq), ()));
                 if let Some(a) = k.actor {
-                    actor.push((a, k.at, *seq));
+                    actor.push(((a, k.at, *seq), ()));
                 }
-                kind.push((k.kind, k.at, *seq));
-                employee.extend(k.employees.iter().map(|e| (*e, k.at, *seq)));
-                customer.extend(k.customers.iter().map(|c| (*c, k.at, *seq)));
+                kind.push(((k.kind, k.at, *seq), ()));
+                employee.extend(k.employees.iter().map(|e| ((*e, k.at, *seq), ())));
+                customer.extend(k.customers.iter().map(|c| ((*c, k.at, *seq), ())));
             }
-            time.sort_unstable();
-            for key in time {
-                by_time.insert(key, ())?;
-            }
+            let stored: Vec<(u64, &[u8])> =
+                batch.entries.iter().map(|(s, b, _)| (*s, *b)).collect();
+            insert_sorted(&mut entries, stored)?;
+            time.sort_unstable_by_key(|r| r.0);
+            insert_sorted(&mut by_time, time)?;
             for (mut rows, table) in [
                 (actor, &mut by_actor),
                 (kind, &mut by_kind),
                 (employee, &mut by_employee),
                 (customer, &mut by_customer),
             ] {
-                rows.sort_unstable();
-                for key in rows {
-                    table.insert(key, ())?;
-                }
+                rows.sort_unstable_by_key(|r| r.0);
+                insert_sorted(table, rows)?;
             }
             let mut employees = txn.open_table(EMPLOYEES)?;
             for (id, doc) in &batch.employees {
@@ -386,6 +387,42 @@ impl QueryStore {
             txn: self.db.begin_read()?,
         })
     }
+}
+
+/// Inserts `rows` — in ascending key order — through a cursor, so that the rows falling into one
+/// gap of the table are buffered and spliced in together (redb's `CursorMut` packs them into full
+/// leaves). A row the gap refuses (it sorts past the next stored key) closes the run and opens a
+/// new one where it belongs; a key already stored is overwritten, as `insert` would.
+fn insert_sorted<'r, K, V>(
+    table: &mut redb::Table<K, V>,
+    rows: Vec<(K::SelfType<'r>, V::SelfType<'r>)>,
+) -> Result<(), redb::Error>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    let mut rows = rows.into_iter().peekable();
+    while let Some((key, _)) = rows.peek() {
+        let mut cursor = table.lower_bound_mut(Bound::Included(key))?;
+        let mut placed = 0;
+        while let Some((key, value)) = rows.peek() {
+            match cursor.insert_before(key, value) {
+                Ok(()) => {
+                    rows.next();
+                    placed += 1;
+                }
+                Err(redb::CursorError::UnorderedKey) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        cursor.close()?;
+        if placed == 0 {
+            // Refused at a fresh seek: the key is stored already.
+            let (key, value) = rows.next().expect("peeked");
+            table.insert(key, value)?;
+        }
+    }
+    Ok(())
 }
 
 fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
@@ -658,4 +695,70 @@ impl Snapshot {
 /// Now, as the store records times.
 pub fn now_micros() -> i64 {
     Timestamp::now().0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    const T: TableDefinition<(u32, u64), u64> = TableDefinition::new("t");
+
+    /// A small deterministic generator (xorshift), so a failure reproduces.
+    fn numbers(mut x: u64) -> impl Iterator<Item = u64> {
+        std::iter::from_fn(move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            Some(x)
+        })
+    }
+
+    fn contents(db: &Database) -> Vec<((u32, u64), u64)> {
+        let txn = db.begin_read().unwrap();
+        let t = txn.open_table(T).unwrap();
+        t.iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (k.value(), v.value())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sorted_inserts_through_a_cursor_land_as_row_by_row_inserts_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let mut expected = BTreeMap::new();
+        let mut rng = numbers(0x9e37_79b9_7f4a_7c15);
+        // Into an empty table, then into one whose rows the new ones interleave with, twice
+        // over (the second time with keys already stored, which are overwritten).
+        for round in 0..3u64 {
+            let mut rows: Vec<((u32, u64), u64)> = (0..5_000)
+                .map(|_| {
+                    let r = rng.next().unwrap();
+                    (((r % 40) as u32, (r >> 8) % 100_000), round)
+                })
+                .collect();
+            if round == 2 {
+                rows.extend(expected.keys().step_by(7).map(|k| (*k, 99)));
+            }
+            rows.sort_unstable_by_key(|r| r.0);
+            rows.dedup_by_key(|r| r.0);
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(T).unwrap();
+                insert_sorted(&mut t, rows.clone()).unwrap();
+            }
+            txn.commit().unwrap();
+            expected.extend(rows);
+            assert_eq!(
+                contents(&db),
+                expected.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+                "round {round}"
+            );
+        }
+        assert!(expected.values().any(|v| *v == 99));
+    }
 }
