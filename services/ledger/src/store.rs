@@ -9,6 +9,7 @@
 //! Handover store; in both cases it writes nothing.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 
 use crate::idempotency::{self, GroupIndex, IdempotencyKey};
 use projections::flags::Flag;
@@ -396,6 +397,9 @@ impl LogStore {
         let (out, head, max_key) = {
             let mut group = Group {
                 log: txn.open_table(LOG)?,
+                sealed: Vec::new(),
+                sealed_ends: Vec::new(),
+                first_new: self.head.next_seq,
                 out_of_order: txn.open_table(idempotency::OUT_OF_ORDER)?,
                 runs: txn.open_table(idempotency::RUNS)?,
                 id_index: GroupIndex::new(self.max_idempotency_key),
@@ -406,6 +410,10 @@ impl LogStore {
             };
             let out = work(&mut group)?;
             let Group {
+                mut log,
+                sealed,
+                sealed_ends,
+                first_new,
                 mut out_of_order,
                 mut runs,
                 id_index,
@@ -413,6 +421,12 @@ impl LogStore {
                 outbox_cursor,
                 ..
             } = group;
+            let mut start = 0;
+            let rows: Vec<(u64, &[u8])> = (first_new..)
+                .zip(&sealed_ends)
+                .map(|(seq, end)| (seq, &sealed[std::mem::replace(&mut start, *end)..*end]))
+                .collect();
+            insert_sorted(&mut log, &rows)?;
             let max_key = id_index.write(&mut out_of_order, &mut runs)?;
             if let Some(cursor) = outbox_cursor {
                 let mut meta = txn.open_table(META)?;
@@ -456,6 +470,13 @@ impl LogStore {
 /// together when [`LogStore::with_group`] commits.
 pub struct Group<'txn> {
     log: redb::Table<'txn, u64, &'static [u8]>,
+    /// The entries this group appended, sealed back to back, from seq `first_new` on: they go
+    /// into `log` together when the group ends (through a cursor at the end of the log, which
+    /// packs them into leaves at once — a third of the cost of one insert per entry).
+    sealed: Vec<u8>,
+    /// Where each sealed entry ends in `sealed`.
+    sealed_ends: Vec<usize>,
+    first_new: u64,
     out_of_order: redb::Table<'txn, IdempotencyKey, u64>,
     runs: redb::Table<'txn, IdempotencyKey, &'static [u8]>,
     id_index: GroupIndex,
@@ -474,6 +495,14 @@ impl Group<'_> {
     /// The cursor only moves forward.
     pub fn set_outbox_cursor(&mut self, next: u64) {
         self.outbox_cursor = Some(self.outbox_cursor.map_or(next, |c| c.max(next)));
+    }
+
+    /// An entry this group appended, by seq.
+    fn sealed_entry(&self, seq: u64) -> Option<&[u8]> {
+        let i = usize::try_from(seq.checked_sub(self.first_new)?).ok()?;
+        let end = *self.sealed_ends.get(i)?;
+        let start = i.checked_sub(1).map_or(0, |p| self.sealed_ends[p]);
+        Some(&self.sealed[start..end])
     }
 
     /// Appends one request, all or nothing.
@@ -506,19 +535,18 @@ impl Group<'_> {
                 Planned::New | Planned::Unindexed => {}
             }
             let seq = self.head.next_seq;
-            // Sealed in place, in the page redb reserves: no copy of the entry.
-            let mut slot = self
-                .log
-                .insert_reserve(seq, HEADER_LEN + entry.payload.len())?;
+            let start = self.sealed.len();
+            self.sealed
+                .resize(start + HEADER_LEN + entry.payload.len(), 0);
             let hash = chain::seal_into(
-                slot.as_mut(),
+                &mut self.sealed[start..],
                 seq,
                 self.recorded_at,
                 &self.head.hash,
                 &entry.payload_hash,
                 &entry.payload,
             );
-            drop(slot);
+            self.sealed_ends.push(self.sealed.len());
             if let (Some(key), false) = (entry.idempotency_key, unindexed) {
                 self.id_index.record(key, seq);
             }
@@ -566,10 +594,17 @@ impl Group<'_> {
                 plan.push(Planned::New);
                 continue;
             };
-            let stored = self.log.get(seq)?.ok_or_else(|| {
-                redb::Error::Corrupted(format!("idempotency names missing seq {seq}"))
-            })?;
-            let stored = EntryRef::parse(stored.value())
+            let guard;
+            let stored = match self.sealed_entry(seq) {
+                Some(bytes) => bytes,
+                None => {
+                    guard = self.log.get(seq)?.ok_or_else(|| {
+                        redb::Error::Corrupted(format!("idempotency names missing seq {seq}"))
+                    })?;
+                    guard.value()
+                }
+            };
+            let stored = EntryRef::parse(stored)
                 .map_err(|e| redb::Error::Corrupted(format!("entry {seq} is unreadable: {e}")))?;
             if stored.payload_hash() != &entry.payload_hash {
                 if !same_id(stored.payload(), &entry.payload) {
@@ -626,5 +661,134 @@ impl LogReader {
             .get("outbox_cursor")?
             .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
             .map_or(0, u64::from_le_bytes))
+    }
+}
+
+/// Below this many rows into one gap of a table, row-by-row inserts are cheaper than a cursor's
+/// splice (measured on redb 5: ~8 rows break even, 50 rows are 4x faster through the cursor).
+const MIN_RUN: usize = 16;
+
+/// Inserts `rows` — ascending, distinct keys — as `insert` would, but the rows that fall into one
+/// gap of the table (a log's new entries after every stored one; an employee's new index rows
+/// after that employee's older ones) go in together through a cursor, which packs them into leaves with one
+/// update of the path above instead of one descent from the root and one leaf rewrite per row.
+/// Rows scattered over the table (few per gap) are inserted one by one, and after such a gap the
+/// next rows are too — for twice as many rows each time, up to 1,024 — before a cursor is tried
+/// again: scattered rows cost about what plain inserts do, clustered ones a fraction of it.
+pub fn insert_sorted<'r, K, V>(
+    table: &mut redb::Table<K, V>,
+    rows: &[(K::SelfType<'r>, V::SelfType<'r>)],
+) -> Result<(), redb::Error>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    let (mut i, mut backoff) = (0, 0);
+    // Rows to insert one by one before a cursor is tried (again).
+    let mut one_by_one = if rows.len() < MIN_RUN { rows.len() } else { 0 };
+    while i < rows.len() {
+        let end = (i + one_by_one).min(rows.len());
+        for (key, value) in &rows[i..end] {
+            table.insert(key, value)?;
+        }
+        i = end;
+        let Some((first, _)) = rows.get(i) else {
+            break;
+        };
+        let mut cursor = table.lower_bound_mut(Bound::Included(first))?;
+        // The rows below the next stored key belong in this gap.
+        let gap_end = match cursor.peek_next()? {
+            None => rows.len(),
+            Some((next, _)) => {
+                let next = K::as_bytes(&next.value()).as_ref().to_vec();
+                i + rows[i..]
+                    .partition_point(|(k, _)| K::compare(K::as_bytes(k).as_ref(), &next).is_lt())
+            }
+        };
+        if gap_end - i >= MIN_RUN {
+            for (key, value) in &rows[i..gap_end] {
+                cursor.insert_before(key, value)?;
+            }
+            cursor.close()?;
+            (i, backoff, one_by_one) = (gap_end, 0, 0);
+        } else {
+            cursor.close()?;
+            // The gap's rows (at least the first: it may equal the next stored key, which it
+            // then overwrites), and after them a stretch that grows while gaps stay small.
+            backoff = (backoff * 2).clamp(MIN_RUN, 1024);
+            one_by_one = (gap_end - i).max(1) + backoff;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    const T: TableDefinition<(u32, u64), u64> = TableDefinition::new("t");
+
+    /// A small deterministic generator (xorshift), so a failure reproduces.
+    fn numbers(mut x: u64) -> impl Iterator<Item = u64> {
+        std::iter::from_fn(move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            Some(x)
+        })
+    }
+
+    fn contents(db: &Database) -> Vec<((u32, u64), u64)> {
+        let txn = db.begin_read().unwrap();
+        let t = txn.open_table(T).unwrap();
+        t.iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (k.value(), v.value())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sorted_inserts_through_a_cursor_land_as_row_by_row_inserts_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let mut expected = BTreeMap::new();
+        let mut rng = numbers(0x9e37_79b9_7f4a_7c15);
+        // Into an empty table (one gap); scattered among stored rows (a few per gap); clustered
+        // after each group's stored rows (many per gap, gaps inside the table) with some
+        // scattered between; and over stored keys, which are overwritten.
+        for round in 0..4u64 {
+            let mut rows: Vec<((u32, u64), u64)> = (0..5_000)
+                .map(|_| {
+                    let r = rng.next().unwrap();
+                    (((r % 40) as u32, (r >> 8) % 100_000), round)
+                })
+                .collect();
+            if round == 2 {
+                rows.truncate(100);
+                rows.extend((0..40).flat_map(|g| (0..60).map(move |j| ((g, 200_000 + j), 2))));
+            }
+            if round == 3 {
+                rows.extend(expected.keys().step_by(7).map(|k| (*k, 99)));
+            }
+            rows.sort_unstable_by_key(|r| r.0);
+            rows.dedup_by_key(|r| r.0);
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(T).unwrap();
+                insert_sorted(&mut t, &rows).unwrap();
+            }
+            txn.commit().unwrap();
+            expected.extend(rows);
+            assert_eq!(
+                contents(&db),
+                expected.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+                "round {round}"
+            );
+        }
+        assert!(expected.values().any(|v| *v == 99));
     }
 }

@@ -22,12 +22,11 @@
 //!   applied entry), `break` (the first entry that failed verification, once found).
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ledger::OpenError;
-use ledger::store::map_db_error;
+use ledger::store::{insert_sorted, map_db_error};
 use proto_types::chain::EntryRef;
 use proto_types::chain::{GENESIS, Hash32};
 use proto_types::{Event, Timestamp};
@@ -392,64 +391,6 @@ impl QueryStore {
     }
 }
 
-/// Below this many rows into one gap of a table, row-by-row inserts are cheaper than a cursor's
-/// splice (measured on redb 5: ~8 rows break even, 50 rows are 4x faster through the cursor).
-const MIN_RUN: usize = 16;
-
-/// Inserts `rows` — ascending, distinct keys — as `insert` would, but the rows that fall into one
-/// gap of the table (an employee's new rows after that employee's older ones; new entries after
-/// every stored one) go in together through a cursor, which packs them into leaves with one
-/// update of the path above instead of one descent from the root and one leaf rewrite per row.
-/// Rows scattered over the table (few per gap) are inserted one by one, and after such a gap the
-/// next rows are too — for twice as many rows each time, up to 1,024 — before a cursor is tried
-/// again: scattered rows cost about what plain inserts do, clustered ones a fraction of it.
-fn insert_sorted<'r, K, V>(
-    table: &mut redb::Table<K, V>,
-    rows: &[(K::SelfType<'r>, V::SelfType<'r>)],
-) -> Result<(), redb::Error>
-where
-    K: redb::Key + 'static,
-    V: redb::Value + 'static,
-{
-    let (mut i, mut backoff) = (0, 0);
-    // Rows to insert one by one before a cursor is tried (again).
-    let mut one_by_one = if rows.len() < MIN_RUN { rows.len() } else { 0 };
-    while i < rows.len() {
-        let end = (i + one_by_one).min(rows.len());
-        for (key, value) in &rows[i..end] {
-            table.insert(key, value)?;
-        }
-        i = end;
-        let Some((first, _)) = rows.get(i) else {
-            break;
-        };
-        let mut cursor = table.lower_bound_mut(Bound::Included(first))?;
-        // The rows below the next stored key belong in this gap.
-        let gap_end = match cursor.peek_next()? {
-            None => rows.len(),
-            Some((next, _)) => {
-                let next = K::as_bytes(&next.value()).as_ref().to_vec();
-                i + rows[i..]
-                    .partition_point(|(k, _)| K::compare(K::as_bytes(k).as_ref(), &next).is_lt())
-            }
-        };
-        if gap_end - i >= MIN_RUN {
-            for (key, value) in &rows[i..gap_end] {
-                cursor.insert_before(key, value)?;
-            }
-            cursor.close()?;
-            (i, backoff, one_by_one) = (gap_end, 0, 0);
-        } else {
-            cursor.close()?;
-            // The gap's rows (at least the first: it may equal the next stored key, which it
-            // then overwrites), and after them a stretch that grows while gaps stay small.
-            backoff = (backoff * 2).clamp(MIN_RUN, 1024);
-            one_by_one = (gap_end - i).max(1) + backoff;
-        }
-    }
-    Ok(())
-}
-
 fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(ENTRIES)?;
     txn.open_table(BY_TIME)?;
@@ -720,75 +661,4 @@ impl Snapshot {
 /// Now, as the store records times.
 pub fn now_micros() -> i64 {
     Timestamp::now().0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    const T: TableDefinition<(u32, u64), u64> = TableDefinition::new("t");
-
-    /// A small deterministic generator (xorshift), so a failure reproduces.
-    fn numbers(mut x: u64) -> impl Iterator<Item = u64> {
-        std::iter::from_fn(move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            Some(x)
-        })
-    }
-
-    fn contents(db: &Database) -> Vec<((u32, u64), u64)> {
-        let txn = db.begin_read().unwrap();
-        let t = txn.open_table(T).unwrap();
-        t.iter()
-            .unwrap()
-            .map(|r| {
-                let (k, v) = r.unwrap();
-                (k.value(), v.value())
-            })
-            .collect()
-    }
-
-    #[test]
-    fn sorted_inserts_through_a_cursor_land_as_row_by_row_inserts_would() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("t.redb")).unwrap();
-        let mut expected = BTreeMap::new();
-        let mut rng = numbers(0x9e37_79b9_7f4a_7c15);
-        // Into an empty table (one gap); scattered among stored rows (a few per gap); clustered
-        // after each group's stored rows (many per gap, gaps inside the table) with some
-        // scattered between; and over stored keys, which are overwritten.
-        for round in 0..4u64 {
-            let mut rows: Vec<((u32, u64), u64)> = (0..5_000)
-                .map(|_| {
-                    let r = rng.next().unwrap();
-                    (((r % 40) as u32, (r >> 8) % 100_000), round)
-                })
-                .collect();
-            if round == 2 {
-                rows.truncate(100);
-                rows.extend((0..40).flat_map(|g| (0..60).map(move |j| ((g, 200_000 + j), 2))));
-            }
-            if round == 3 {
-                rows.extend(expected.keys().step_by(7).map(|k| (*k, 99)));
-            }
-            rows.sort_unstable_by_key(|r| r.0);
-            rows.dedup_by_key(|r| r.0);
-            let txn = db.begin_write().unwrap();
-            {
-                let mut t = txn.open_table(T).unwrap();
-                insert_sorted(&mut t, &rows).unwrap();
-            }
-            txn.commit().unwrap();
-            expected.extend(rows);
-            assert_eq!(
-                contents(&db),
-                expected.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
-                "round {round}"
-            );
-        }
-        assert!(expected.values().any(|v| *v == 99));
-    }
 }
