@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::index;
 use crate::metrics::Metrics;
-use crate::store::{Batch, IdKeys, IndexName, IntegrityBreak, Progress, QueryStore, now_micros};
+use crate::store::{Batch, IndexName, IntegrityBreak, Progress, QueryStore, now_micros};
 use crate::views;
 
 /// What the read side knows of itself and of the ledger, as it changes.
@@ -177,42 +177,6 @@ impl Applier {
         })
     }
 
-    /// The ids of `keys`' names, assigning new ones (recorded in `new`) on first sight.
-    fn name_ids(&mut self, keys: &index::Keys, new: &mut Vec<(String, u32)>) -> IdKeys {
-        let (names, next) = (&mut self.names, &mut self.next_name);
-        let mut id = |index: IndexName, name: &str| -> u32 {
-            let map = &mut names[index as usize];
-            if let Some(id) = map.get(name) {
-                return *id;
-            }
-            let id = *next;
-            *next += 1;
-            map.insert(name.to_string(), id);
-            new.push((format!("{}{name}", index.prefix()), id));
-            id
-        };
-        IdKeys {
-            // An employee's own actions are found through `by_employee`; only system actors
-            // (HR, identity providers, the audited readers) need rows of their own.
-            actor: keys
-                .actor
-                .starts_with("system:")
-                .then(|| id(IndexName::Actor, &keys.actor)),
-            kind: id(IndexName::Kind, keys.kind),
-            employees: keys
-                .employees
-                .iter()
-                .map(|e| id(IndexName::Employee, e))
-                .collect(),
-            customers: keys
-                .customers
-                .iter()
-                .map(|c| id(IndexName::Customer, c))
-                .collect(),
-            at: keys.at,
-        }
-    }
-
     /// Makes everything applied so far durable (a no-op when nothing is pending).
     ///
     /// # Errors
@@ -270,7 +234,11 @@ impl Applier {
             return Ok(Outcome::Broken(b.clone()));
         }
         let mut verifier = self.verifier.clone();
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            entries: Vec::with_capacity(entries.len()),
+            by_time: Vec::with_capacity(entries.len()),
+            ..Batch::default()
+        };
         let mut gap = None;
         // Each touched employee with the seq of the last event that touched them.
         let mut touched_employees: BTreeMap<EmployeeId, u64> = BTreeMap::new();
@@ -302,8 +270,13 @@ impl Applier {
                 }
             };
             verifier = trial;
-            let keys = index::keys(&self.state, &event);
-            let keys = self.name_ids(&keys, &mut batch.new_names);
+            file(
+                &mut self.names,
+                &mut self.next_name,
+                &index::keys(&self.state, &event),
+                *seq,
+                &mut batch,
+            );
             match ownership_change(&self.state, *seq, &hash, &event) {
                 Some((Resource::Customer(c), s, doc)) => batch.owners.push((c.to_string(), s, doc)),
                 Some((Resource::Deal(d), s, doc)) => {
@@ -334,7 +307,7 @@ impl Applier {
             }
             self.state.apply(&event);
             orphan_candidates(&self.state, &event, &mut touched_customers);
-            batch.entries.push((*seq, bytes, keys));
+            batch.entries.push((*seq, bytes));
         }
         let last = verifier.next_seq().saturating_sub(1);
         for (id, seq) in &touched_employees {
@@ -365,7 +338,7 @@ impl Applier {
         let applied = batch.entries.len();
         if applied > 0 || batch.broken.is_some() {
             self.store
-                .write(&batch, verifier.next_seq(), verifier.head_hash())?;
+                .write(&mut batch, verifier.next_seq(), verifier.head_hash())?;
             self.unflushed = true;
         }
         if batch.broken.is_some() {
@@ -404,6 +377,46 @@ impl Drop for Applier {
             tracing::warn!(error = %e, "the query store could not be flushed at stop");
         }
     }
+}
+
+/// Files one entry's index rows into `batch`, giving names first seen an id (recorded in the
+/// batch's `new_names`).
+fn file(
+    names: &mut [HashMap<String, u32>; 4],
+    next_name: &mut u32,
+    keys: &index::Keys<'_>,
+    seq: u64,
+    batch: &mut Batch<'_>,
+) {
+    let mut row = |index: IndexName, name: &str| {
+        let map = &mut names[index as usize];
+        let id = match map.get(name) {
+            Some(id) => *id,
+            None => {
+                let id = *next_name;
+                *next_name += 1;
+                map.insert(name.to_string(), id);
+                batch
+                    .new_names
+                    .push((format!("{}{name}", index.prefix()), id));
+                id
+            }
+        };
+        batch.named[index as usize].push(((id, keys.at, seq), ()));
+    };
+    // An employee's own actions are found through `by_employee`; only system actors (HR,
+    // identity providers, the audited readers) need rows of their own.
+    if keys.actor.starts_with("system:") {
+        row(IndexName::Actor, &keys.actor);
+    }
+    row(IndexName::Kind, keys.kind);
+    for e in &keys.employees {
+        row(IndexName::Employee, e);
+    }
+    for c in &keys.customers {
+        row(IndexName::Customer, c);
+    }
+    batch.by_time.push(((keys.at, seq), ()));
 }
 
 fn verified_event(e: &EntryRef<'_>) -> Result<(Event, Hash32), BreakKind> {

@@ -5,89 +5,80 @@
 //! deal's customer), by its kind, and by its time. Pure: the keys depend on the event and the
 //! projections just before it, nothing else.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
 
 use projections::State;
 use proto_types::event::{EventKind, Resource};
 use proto_types::{Actor, Event};
 
-/// The index keys of one event.
+/// The index keys of one event, borrowed from the event and the projections.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Keys {
+pub struct Keys<'e> {
     /// `employee:ID` or `system:NAME`.
-    pub actor: String,
-    /// Employees the event is by or about.
-    pub employees: BTreeSet<String>,
-    /// Customers the event touches.
-    pub customers: BTreeSet<String>,
+    pub actor: Cow<'e, str>,
+    /// Employees the event is by or about (ascending, distinct).
+    pub employees: Vec<&'e str>,
+    /// Customers the event touches (ascending, distinct).
+    pub customers: Vec<&'e str>,
     pub kind: &'static str,
     /// `occurred_at`, microseconds since the epoch.
     pub at: i64,
 }
 
 /// The actor as the API names it: an employee id as is, `system:NAME` for the rest.
-pub fn actor_key(actor: &Actor) -> String {
+pub fn actor_key(actor: &Actor) -> Cow<'_, str> {
     match actor {
-        Actor::Employee(e) => e.as_str().to_string(),
-        Actor::System(s) => format!("system:{s}"),
+        Actor::Employee(e) => Cow::Borrowed(e.as_str()),
+        Actor::System(s) => Cow::Owned(format!("system:{s}")),
     }
 }
 
 /// The keys `event` is filed under, given the projections as they stand before it.
-pub fn keys(state: &State, event: &Event) -> Keys {
-    let mut employees = BTreeSet::new();
-    let mut customers = BTreeSet::new();
+pub fn keys<'e>(state: &'e State, event: &'e Event) -> Keys<'e> {
+    let mut employees: Vec<&'e str> = Vec::new();
+    let mut customers: Vec<&'e str> = Vec::new();
     if let Actor::Employee(e) = &event.actor {
-        employees.insert(e.as_str().to_string());
+        employees.push(e.as_str());
     }
-    let customer_of_resource = |r: &Resource, customers: &mut BTreeSet<String>| match r {
-        Resource::Customer(c) => {
-            customers.insert(c.as_str().to_string());
-        }
+    let customer_of_resource = |r: &'e Resource, customers: &mut Vec<&'e str>| match r {
+        Resource::Customer(c) => customers.push(c.as_str()),
         Resource::Deal(d) => {
             if let Some(deal) = state.ownership.deal(d) {
-                customers.insert(deal.customer.as_str().to_string());
+                customers.push(deal.customer.as_str());
             }
         }
     };
-    let mut emp = |e: &proto_types::ids::EmployeeId| {
-        employees.insert(e.as_str().to_string());
-    };
     if let Some(subject) = projections::directory::subject(&event.kind) {
-        emp(subject);
+        employees.push(subject.as_str());
     }
     match &event.kind {
         EventKind::EmployeeHired {
             manager: Some(m), ..
-        } => emp(m),
+        } => employees.push(m.as_str()),
         EventKind::HandoverItemCompleted { leaver, .. }
-        | EventKind::HandoverCompleted { leaver } => emp(leaver),
+        | EventKind::HandoverCompleted { leaver } => employees.push(leaver.as_str()),
         EventKind::CustomerCreated {
             customer, owner, ..
+        }
+        | EventKind::DealCreated {
+            customer, owner, ..
         } => {
-            emp(owner);
-            customers.insert(customer.as_str().to_string());
+            employees.push(owner.as_str());
+            customers.push(customer.as_str());
         }
         EventKind::CustomerViewed { customer }
         | EventKind::CustomerUpdated { customer, .. }
         | EventKind::CustomerContactRecorded { customer, .. }
-        | EventKind::CustomerDeleted { customer } => {
-            customers.insert(customer.as_str().to_string());
-        }
-        EventKind::DealCreated {
-            customer, owner, ..
-        } => {
-            emp(owner);
-            customers.insert(customer.as_str().to_string());
-        }
+        | EventKind::CustomerDeleted { customer } => customers.push(customer.as_str()),
         EventKind::DealUpdated { deal, .. } | EventKind::DealClosed { deal, .. } => {
-            customer_of_resource(&Resource::Deal(deal.clone()), &mut customers);
+            if let Some(d) = state.ownership.deal(deal) {
+                customers.push(d.customer.as_str());
+            }
         }
         EventKind::OwnershipTransferred {
             resource, from, to, ..
         } => {
-            emp(from);
-            emp(to);
+            employees.extend([from.as_str(), to.as_str()]);
             customer_of_resource(resource, &mut customers);
         }
         EventKind::HandoverPlanned {
@@ -95,13 +86,17 @@ pub fn keys(state: &State, event: &Event) -> Keys {
             assignments,
             ..
         } => {
-            emp(leaver);
+            employees.push(leaver.as_str());
             for a in assignments {
-                emp(&a.successor);
+                employees.push(a.successor.as_str());
                 customer_of_resource(&a.resource, &mut customers);
             }
         }
         _ => {}
+    }
+    for v in [&mut employees, &mut customers] {
+        v.sort_unstable();
+        v.dedup();
     }
     Keys {
         actor: actor_key(&event.actor),
@@ -160,7 +155,7 @@ mod tests {
             },
         );
         let k = keys(&state, &closed);
-        assert_eq!(k.customers.into_iter().collect::<Vec<_>>(), vec!["C-9"]);
+        assert_eq!(k.customers, vec!["C-9"]);
         assert_eq!(k.kind, "deal_closed");
         assert_eq!(k.at, 42);
 
@@ -175,10 +170,7 @@ mod tests {
         );
         let k = keys(&state, &moved);
         assert_eq!(k.actor, "system:hr");
-        assert_eq!(
-            k.employees.into_iter().collect::<Vec<_>>(),
-            vec!["E-1", "E-2"]
-        );
-        assert_eq!(k.customers.into_iter().collect::<Vec<_>>(), vec!["C-9"]);
+        assert_eq!(k.employees, vec!["E-1", "E-2"]);
+        assert_eq!(k.customers, vec!["C-9"]);
     }
 }

@@ -82,22 +82,18 @@ pub struct Progress {
 /// Where an anomaly is filed: (employee, occurred_at µs, seq, rule index).
 pub type AnomalyKey = (String, i64, u64, u8);
 
-/// An entry's index keys, as name ids.
-#[derive(Debug, Clone, Default)]
-pub struct IdKeys {
-    /// System actors only (`system:NAME`); an employee's actions are in `by_employee`.
-    pub actor: Option<u32>,
-    pub kind: u32,
-    pub employees: Vec<u32>,
-    pub customers: Vec<u32>,
-    /// `occurred_at`, µs.
-    pub at: i64,
-}
+/// A row of `by_actor`, `by_employee`, `by_customer` or `by_kind`: (name id, occurred_at µs, seq).
+pub type IndexRow = ((u32, i64, u64), ());
 
 /// One batch of verified entries and what they changed.
 #[derive(Debug, Default)]
 pub struct Batch<'a> {
-    pub entries: Vec<(u64, &'a [u8], IdKeys)>,
+    /// (seq, entry bytes), ascending.
+    pub entries: Vec<(u64, &'a [u8])>,
+    /// The entries' index rows, in any order: (occurred_at µs, seq) for `by_time`, and for the
+    /// named indexes one list each, in the order of [`IndexName`]'s variants.
+    pub by_time: Vec<((i64, u64), ())>,
+    pub named: [Vec<IndexRow>; 4],
     /// Names first seen in this batch, with their new ids.
     pub new_names: Vec<(String, u32)>,
     pub employees: BTreeMap<String, Vec<u8>>,
@@ -246,13 +242,13 @@ impl QueryStore {
     }
 
     /// Writes a batch and the new position in one transaction (atomic, not yet durable: see
-    /// [`QueryStore::flush`]).
+    /// [`QueryStore::flush`]). Sorts the batch's index rows.
     ///
     /// # Errors
     /// Storage errors; nothing of the batch is then written.
     pub fn write(
         &self,
-        batch: &Batch<'_>,
+        batch: &mut Batch<'_>,
         next_seq: u64,
         head: &Hash32,
     ) -> Result<(), redb::Error> {
@@ -274,34 +270,15 @@ impl QueryStore {
             // employee's older ones, the entries after every entry) are packed into leaves
             // together, with one update of the path above, instead of one descent from the root
             // and one leaf rewrite per row (see `insert_sorted`).
-            let n = batch.entries.len();
-            let (mut time, mut actor, mut kind, mut employee, mut customer) = (
-                Vec::with_capacity(n),
-                Vec::new(),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            for (seq, _, k) in &batch.entries {
-                time.push(((k.at, *seq), ()));
-                if let Some(a) = k.actor {
-                    actor.push(((a, k.at, *seq), ()));
-                }
-                kind.push(((k.kind, k.at, *seq), ()));
-                employee.extend(k.employees.iter().map(|e| ((*e, k.at, *seq), ())));
-                customer.extend(k.customers.iter().map(|c| ((*c, k.at, *seq), ())));
-            }
-            let stored: Vec<(u64, &[u8])> =
-                batch.entries.iter().map(|(s, b, _)| (*s, *b)).collect();
-            insert_sorted(&mut entries, &stored)?;
-            time.sort_unstable_by_key(|r| r.0);
-            insert_sorted(&mut by_time, &time)?;
-            for (mut rows, table) in [
-                (actor, &mut by_actor),
-                (kind, &mut by_kind),
-                (employee, &mut by_employee),
-                (customer, &mut by_customer),
-            ] {
+            insert_sorted(&mut entries, &batch.entries)?;
+            batch.by_time.sort_unstable_by_key(|r| r.0);
+            insert_sorted(&mut by_time, &batch.by_time)?;
+            for (rows, table) in batch.named.iter_mut().zip([
+                &mut by_actor,
+                &mut by_employee,
+                &mut by_customer,
+                &mut by_kind,
+            ]) {
                 rows.sort_unstable_by_key(|r| r.0);
                 // One name's rows at a time: a name with few new rows goes in row by row.
                 for name in rows.chunk_by(|a, b| a.0.0 == b.0.0) {

@@ -134,7 +134,7 @@ pub fn entry(bytes: &[u8]) -> Value {
         m.insert("occurred_at".into(), time(ev.occurred_at));
         m.insert(
             "actor".into(),
-            Value::String(crate::index::actor_key(&ev.actor)),
+            Value::String(crate::index::actor_key(&ev.actor).into_owned()),
         );
         m.insert("kind".into(), Value::String(ev.kind.name().into()));
         m.insert(

@@ -206,13 +206,14 @@ async fn risk(
                 let until = departed_at.map_or(i64::MAX, |d| d.0);
                 let mut customers = BTreeSet::new();
                 let mut actions = 0u64;
+                let no_deals = projections::State::default();
                 for (at, ev) in &notice {
                     if *at < from.0 || *at >= until {
                         continue;
                     }
                     actions += 1;
-                    for c in crate::index::keys(&projections::State::default(), ev).customers {
-                        customers.insert(c);
+                    for c in crate::index::keys(&no_deals, ev).customers {
+                        customers.insert(c.to_string());
                     }
                 }
                 json!({

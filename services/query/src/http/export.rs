@@ -418,8 +418,8 @@ fn render(
             if let Some((ev, hash)) = event_at(snap, *seq)? {
                 let customer = crate::index::keys(&projections::State::default(), &ev)
                     .customers
-                    .into_iter()
-                    .next();
+                    .first()
+                    .map(|c| c.to_string());
                 row.insert("seq".into(), json!(seq));
                 row.insert("occurred_at".into(), views::time(ev.occurred_at));
                 row.insert("kind".into(), json!(ev.kind.name()));
