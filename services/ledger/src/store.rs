@@ -8,7 +8,6 @@
 //! The store refuses to open a format version it does not know, and a file that is not a
 //! Handover store; in both cases it writes nothing.
 
-use std::collections::HashMap;
 use std::ops::Bound;
 
 use crate::idempotency::{self, GroupIndex, IdempotencyKey};
@@ -573,13 +572,14 @@ impl Group<'_> {
         request: &[NewEntry],
     ) -> Result<Result<Vec<Planned>, Rejection>, redb::Error> {
         let mut plan: Vec<Planned> = Vec::with_capacity(request.len());
-        let mut first_index: HashMap<&IdempotencyKey, usize> = HashMap::new();
+        let first_with_key = first_with_same_key(request);
         for (index, entry) in request.iter().enumerate() {
             let Some(key) = &entry.idempotency_key else {
                 plan.push(Planned::New);
                 continue;
             };
-            if let Some(&first) = first_index.get(key) {
+            let first = first_with_key[index];
+            if first != index {
                 if request[first].payload_hash == entry.payload_hash {
                     plan.push(Planned::Same(first));
                 } else if same_id(&request[first].payload, &entry.payload) {
@@ -589,7 +589,6 @@ impl Group<'_> {
                 }
                 continue;
             }
-            first_index.insert(key, index);
             let Some(seq) = self.id_index.lookup(&self.out_of_order, &self.runs, *key)? else {
                 plan.push(Planned::New);
                 continue;
@@ -626,6 +625,25 @@ impl Group<'_> {
         }
         Ok(Ok(plan))
     }
+}
+
+/// For each entry of `request`, the first entry with the same idempotency key (itself when it is
+/// the first, or has no key). By sorting the keys: cheaper than a hash map for a request of
+/// client ids, which mostly come in time order and so sort in one pass.
+fn first_with_same_key(request: &[NewEntry]) -> Vec<usize> {
+    let mut keyed: Vec<(IdempotencyKey, usize)> = request
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.idempotency_key.map(|k| (k, i)))
+        .collect();
+    keyed.sort_unstable();
+    let mut first: Vec<usize> = (0..request.len()).collect();
+    for same in keyed.chunk_by(|a, b| a.0 == b.0) {
+        for (_, i) in &same[1..] {
+            first[*i] = same[0].1;
+        }
+    }
+    first
 }
 
 /// Reads the log beside the writer.
