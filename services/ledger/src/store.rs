@@ -688,11 +688,15 @@ const MIN_RUN: usize = 16;
 
 /// Inserts `rows` — ascending, distinct keys — as `insert` would, but the rows that fall into one
 /// gap of the table (a log's new entries after every stored one; an employee's new index rows
-/// after that employee's older ones) go in together through a cursor, which packs them into leaves with one
-/// update of the path above instead of one descent from the root and one leaf rewrite per row.
-/// Rows scattered over the table (few per gap) are inserted one by one, and after such a gap the
-/// next rows are too — for twice as many rows each time, up to 1,024 — before a cursor is tried
-/// again: scattered rows cost about what plain inserts do, clustered ones a fraction of it.
+/// after that employee's older ones) go in together through a cursor, which packs them into
+/// leaves with one update of the path above instead of one descent from the root and one leaf
+/// rewrite per row. Rows scattered over the table (few per gap) are inserted one by one, and
+/// after such a gap the next rows are too — for twice as many rows each time, up to 1,024 —
+/// before a cursor is tried again: scattered rows cost about what plain inserts do, clustered
+/// ones a fraction of it (see docs/benchmarks.md).
+///
+/// # Errors
+/// Storage errors; the transaction must then not be committed.
 pub fn insert_sorted<'r, K, V>(
     table: &mut redb::Table<K, V>,
     rows: &[(K::SelfType<'r>, V::SelfType<'r>)],

@@ -14,7 +14,7 @@ use proto_types::{Actor, Event};
 /// The index keys of one event, borrowed from the event and the projections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys<'e> {
-    /// `employee:ID` or `system:NAME`.
+    /// The employee's id, or `system:NAME`.
     pub actor: Cow<'e, str>,
     /// Employees the event is by or about (ascending, distinct).
     pub employees: Vec<&'e str>,

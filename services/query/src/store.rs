@@ -257,10 +257,6 @@ impl QueryStore {
         {
             let mut entries = txn.open_table(ENTRIES)?;
             let mut by_time = txn.open_table(BY_TIME)?;
-            let mut by_actor = txn.open_table(BY_ACTOR)?;
-            let mut by_employee = txn.open_table(BY_EMPLOYEE)?;
-            let mut by_customer = txn.open_table(BY_CUSTOMER)?;
-            let mut by_kind = txn.open_table(BY_KIND)?;
             let mut names = txn.open_table(NAMES)?;
             for (name, id) in &batch.new_names {
                 names.insert(name.as_str(), *id)?;
@@ -273,16 +269,18 @@ impl QueryStore {
             insert_sorted(&mut entries, &batch.entries)?;
             batch.by_time.sort_unstable_by_key(|r| r.0);
             insert_sorted(&mut by_time, &batch.by_time)?;
-            for (rows, table) in batch.named.iter_mut().zip([
-                &mut by_actor,
-                &mut by_employee,
-                &mut by_customer,
-                &mut by_kind,
-            ]) {
+            for index in [
+                IndexName::Actor,
+                IndexName::Employee,
+                IndexName::Customer,
+                IndexName::Kind,
+            ] {
+                let mut table = txn.open_table(index.table())?;
+                let rows = &mut batch.named[index as usize];
                 rows.sort_unstable_by_key(|r| r.0);
                 // One name's rows at a time: a name with few new rows goes in row by row.
                 for name in rows.chunk_by(|a, b| a.0.0 == b.0.0) {
-                    insert_sorted(table, name)?;
+                    insert_sorted(&mut table, name)?;
                 }
             }
             let mut employees = txn.open_table(EMPLOYEES)?;
