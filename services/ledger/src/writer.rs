@@ -354,6 +354,8 @@ fn run_writer(
         let jobs = std::mem::take(&mut group);
         let started = Instant::now();
         let (mut appended, mut duplicates) = (0u64, 0u64);
+        // The requests' events, freed only once every caller has its answer.
+        let mut spent: Vec<Vec<NewEntry>> = Vec::new();
         let outcome = store.with_group(now, |g| {
             for job in jobs {
                 match job {
@@ -374,6 +376,7 @@ fn run_writer(
                             acks
                         });
                         replies.push(Reply::Append(reply, result.map_err(AppendError::from)));
+                        spent.push(entries);
                     }
                     Job::Command {
                         actor,
@@ -419,6 +422,7 @@ fn run_writer(
                 for r in replies {
                     r.send();
                 }
+                drop(spent);
                 for read in reads {
                     read(&state);
                 }
