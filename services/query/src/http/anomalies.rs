@@ -3,7 +3,6 @@
 //! explanation and its evidence (the seqs and hashes of the entries that triggered it).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -19,7 +18,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::forensic::{answer, envelope, parse_time};
+use super::forensic::{answer_read, envelope, parse_time};
 use super::{QueryState, storage_problem};
 use crate::store::IndexName;
 use crate::views;
@@ -66,7 +65,6 @@ async fn anomalies(
     Query(p): Query<AnomalyParams>,
 ) -> Result<Json<Value>, Problem> {
     caller.require(Scope::AuditRead)?;
-    let started = Instant::now();
     if let Some(r) = &p.rule
         && !RULES.contains(&r.as_str())
     {
@@ -91,38 +89,35 @@ async fn anomalies(
         .map(|v| parse_time("from", v))
         .transpose()?;
     let to = p.to.as_deref().map(|v| parse_time("to", v)).transpose()?;
-    let out = q
-        .read(move |snap| {
-            let (next, head) = snap.position().map_err(storage_problem)?;
-            let mut list: Vec<Value> = Vec::new();
-            snap.anomalies(p.employee.as_deref(), |doc| {
-                let Ok(a) = serde_json::from_slice::<Value>(doc) else {
-                    return;
-                };
-                let at = a["at"]
-                    .as_str()
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| proto_types::Timestamp::from_chrono(t.to_utc()).0);
-                let keep = p.rule.as_deref().is_none_or(|r| a["rule"] == r)
-                    && p.severity
-                        .as_deref()
-                        .is_none_or(|s| rank(a["severity"].as_str().unwrap_or("")) >= rank(s))
-                    && from.is_none_or(|f| at.is_some_and(|t| t >= f))
-                    && to.is_none_or(|u| at.is_some_and(|t| t < u));
-                if keep {
-                    list.push(a);
-                }
-            })
-            .map_err(storage_problem)?;
-            list.sort_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
-            let n = list.len() as u64;
-            Ok((
-                envelope(next, &head, json!({"count": n, "anomalies": list})),
-                n,
-            ))
+    answer_read(&q, &caller, &uri, "anomalies", move |snap, next, head| {
+        let mut list: Vec<Value> = Vec::new();
+        snap.anomalies(p.employee.as_deref(), |doc| {
+            let Ok(a) = serde_json::from_slice::<Value>(doc) else {
+                return;
+            };
+            let at = a["at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| proto_types::Timestamp::from_chrono(t.to_utc()).0);
+            let keep = p.rule.as_deref().is_none_or(|r| a["rule"] == r)
+                && p.severity
+                    .as_deref()
+                    .is_none_or(|s| rank(a["severity"].as_str().unwrap_or("")) >= rank(s))
+                && from.is_none_or(|f| at.is_some_and(|t| t >= f))
+                && to.is_none_or(|u| at.is_some_and(|t| t < u));
+            if keep {
+                list.push(a);
+            }
         })
-        .await?;
-    answer(&q, &caller, &uri, "anomalies", started, out).await
+        .map_err(storage_problem)?;
+        list.sort_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
+        let n = list.len() as u64;
+        Ok((
+            envelope(next, head, json!({"count": n, "anomalies": list})),
+            n,
+        ))
+    })
+    .await
 }
 
 /// A leaver's risk summary: their anomalies, their exports, and what they touched in the notice
@@ -142,10 +137,7 @@ async fn risk(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require(Scope::AuditRead)?;
-    let started = Instant::now();
-    let out = q
-        .read(move |snap| {
-            let (next, head) = snap.position().map_err(storage_problem)?;
+    answer_read(&q, &caller, &uri, "risk", move |snap, next, head| {
             let doc: Value = snap
                 .employee(&id)
                 .map_err(storage_problem)?
@@ -251,8 +243,7 @@ async fn risk(
                 "notice_period": notice_period,
                 "revocation_gap_seconds": gap,
             });
-            Ok((envelope(next, &head, body), n))
+            Ok((envelope(next, head, body), n))
         })
-        .await?;
-    answer(&q, &caller, &uri, "risk", started, out).await
+        .await
 }

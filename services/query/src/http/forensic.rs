@@ -344,6 +344,26 @@ pub(crate) async fn answer(
     Ok(Json(body))
 }
 
+/// The common body of an audited read: `read` answers from one snapshot at its position (the
+/// next seq and the head hash), with the body and how many results it holds; the read is then
+/// recorded, timed and answered ([`answer`]).
+pub(crate) async fn answer_read(
+    q: &QueryState,
+    caller: &Caller,
+    uri: &Uri,
+    endpoint: &'static str,
+    read: impl FnOnce(&Snapshot, u64, &Hash32) -> Result<(Value, u64), Problem> + Send + 'static,
+) -> Result<Json<Value>, Problem> {
+    let started = Instant::now();
+    let out = q
+        .read(move |snap| {
+            let (next, head) = snap.position().map_err(storage_problem)?;
+            read(snap, next, &head)
+        })
+        .await?;
+    answer(q, caller, uri, endpoint, started, out).await
+}
+
 /// [`answer`], as JSON or as CSV.
 async fn answer_listing(
     q: &QueryState,
@@ -449,7 +469,6 @@ async fn employees(
     Query(p): Query<StatusParams>,
 ) -> Result<Json<Value>, Problem> {
     caller.require(Scope::AuditRead)?;
-    let started = Instant::now();
     if let Some(s) = &p.status
         && !views::STATUSES.contains(&s.as_str())
     {
@@ -459,23 +478,20 @@ async fn employees(
         ))
         .with("field", "status"));
     }
-    let out = q
-        .read(move |snap| {
-            let (next, head) = snap.position().map_err(storage_problem)?;
-            let mut list = Vec::new();
-            snap.employees(|doc| {
-                if let Ok(v) = serde_json::from_slice::<Value>(doc)
-                    && p.status.as_deref().is_none_or(|s| v["status"] == s)
-                {
-                    list.push(v);
-                }
-            })
-            .map_err(storage_problem)?;
-            let n = list.len() as u64;
-            Ok((envelope(next, &head, json!({"employees": list})), n))
+    answer_read(&q, &caller, &uri, "employees", move |snap, next, head| {
+        let mut list = Vec::new();
+        snap.employees(|doc| {
+            if let Ok(v) = serde_json::from_slice::<Value>(doc)
+                && p.status.as_deref().is_none_or(|s| v["status"] == s)
+            {
+                list.push(v);
+            }
         })
-        .await?;
-    answer(&q, &caller, &uri, "employees", started, out).await
+        .map_err(storage_problem)?;
+        let n = list.len() as u64;
+        Ok((envelope(next, head, json!({"employees": list})), n))
+    })
+    .await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -502,11 +518,8 @@ async fn permissions(
     Query(p): Query<AtParams>,
 ) -> Result<Json<Value>, Problem> {
     caller.require(Scope::AuditRead)?;
-    let started = Instant::now();
     let at = p.at.as_deref().map(|v| parse_time("at", v)).transpose()?;
-    let out = q
-        .read(move |snap| {
-            let (next, head) = snap.position().map_err(storage_problem)?;
+    answer_read(&q, &caller, &uri, "permissions", move |snap, next, head| {
             if snap.employee(&id).map_err(storage_problem)?.is_none() {
                 return Err(Problem::not_found(format!("no employee {id:?}")));
             }
@@ -551,12 +564,11 @@ async fn permissions(
                            "effective": views::levels(dir.effective(e))})
                 }
             };
-            let mut body = envelope(next, &head, body);
+            let mut body = envelope(next, head, body);
             body["at"] = at.map_or(Value::Null, |t| views::time(Timestamp(t)));
             Ok((body, 1))
         })
-        .await?;
-    answer(&q, &caller, &uri, "permissions", started, out).await
+        .await
 }
 
 /// An ownership history from its change documents: each owner `from` … `until`.
@@ -596,34 +608,24 @@ fn history(
     ))
 }
 
-/// The ownership history of a customer or a deal (`what`).
+/// [`Snapshot::owners`] or [`Snapshot::deal_owners`].
+type OwnershipRows = fn(&Snapshot, &str) -> Result<Vec<Vec<u8>>, redb::Error>;
+
+/// The ownership history of a customer or a deal (`what`), from `rows` of the snapshot.
 async fn ownership(
     q: QueryState,
     caller: Caller,
     uri: Uri,
     id: String,
-    what: &'static str,
+    (what, endpoint): (&'static str, &'static str),
+    rows: OwnershipRows,
 ) -> Result<Json<Value>, Problem> {
     caller.require(Scope::AuditRead)?;
-    let started = Instant::now();
-    let out = q
-        .read(move |snap| {
-            let (next, head) = snap.position().map_err(storage_problem)?;
-            let rows = if what == "deal" {
-                snap.deal_owners(&id)
-            } else {
-                snap.owners(&id)
-            }
-            .map_err(storage_problem)?;
-            history(next, &head, rows, what, &id)
-        })
-        .await?;
-    let endpoint = if what == "deal" {
-        "deal_owners"
-    } else {
-        "owners"
-    };
-    answer(&q, &caller, &uri, endpoint, started, out).await
+    answer_read(&q, &caller, &uri, endpoint, move |snap, next, head| {
+        let rows = rows(snap, &id).map_err(storage_problem)?;
+        history(next, head, rows, what, &id)
+    })
+    .await
 }
 
 /// Who owned the customer when, and why it changed.
@@ -641,7 +643,7 @@ async fn owners(
     uri: Uri,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    ownership(q, caller, uri, id, "customer").await
+    ownership(q, caller, uri, id, ("customer", "owners"), Snapshot::owners).await
 }
 
 /// Who held the deal when, and why it changed (created, handed over, closed).
@@ -659,7 +661,15 @@ async fn deal_owners(
     uri: Uri,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    ownership(q, caller, uri, id, "deal").await
+    ownership(
+        q,
+        caller,
+        uri,
+        id,
+        ("deal", "deal_owners"),
+        Snapshot::deal_owners,
+    )
+    .await
 }
 
 /// The leaver's handover plan and checklist, and what is still to transfer.
@@ -678,19 +688,15 @@ async fn handover(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require(Scope::AuditRead)?;
-    let started = Instant::now();
-    let out = q
-        .read(move |snap| {
-            let (next, head) = snap.position().map_err(storage_problem)?;
-            let doc = snap
-                .handover(&id)
-                .map_err(storage_problem)?
-                .and_then(|d| serde_json::from_slice::<Value>(&d).ok())
-                .ok_or_else(|| Problem::not_found(format!("no handover planned for {id:?}")))?;
-            Ok((envelope(next, &head, doc), 1))
-        })
-        .await?;
-    answer(&q, &caller, &uri, "handover", started, out).await
+    answer_read(&q, &caller, &uri, "handover", move |snap, next, head| {
+        let doc = snap
+            .handover(&id)
+            .map_err(storage_problem)?
+            .and_then(|d| serde_json::from_slice::<Value>(&d).ok())
+            .ok_or_else(|| Problem::not_found(format!("no handover planned for {id:?}")))?;
+        Ok((envelope(next, head, doc), 1))
+    })
+    .await
 }
 
 /// One entry with its hashes and bytes, to check against an export.
@@ -710,32 +716,28 @@ async fn entry(
     Path(seq): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require(Scope::AuditRead)?;
-    let started = Instant::now();
     let seq: u64 = seq
         .parse()
         .map_err(|_| Problem::bad_request("seq: not a number").with("field", "seq"))?;
-    let out = q
-        .read(move |snap| {
-            let (next, head) = snap.position().map_err(storage_problem)?;
-            let bytes = snap
-                .entry(seq)
-                .map_err(storage_problem)?
-                .filter(|_| seq < next)
-                .ok_or_else(|| {
-                    Problem::not_found(format!(
-                        "entry {seq} is not applied here; entries 0 to {} are",
-                        next as i64 - 1
-                    ))
-                })?;
-            let mut v = views::entry(&bytes);
-            if let Ok(e) = EntryRef::parse(&bytes) {
-                v["payload_hash"] = Value::String(hex::encode(e.payload_hash()));
-            }
-            v["bytes"] = Value::String(hex::encode(&bytes));
-            Ok((envelope(next, &head, v), 1))
-        })
-        .await?;
-    answer(&q, &caller, &uri, "entry", started, out).await
+    answer_read(&q, &caller, &uri, "entry", move |snap, next, head| {
+        let bytes = snap
+            .entry(seq)
+            .map_err(storage_problem)?
+            .filter(|_| seq < next)
+            .ok_or_else(|| {
+                Problem::not_found(format!(
+                    "entry {seq} is not applied here; entries 0 to {} are",
+                    next as i64 - 1
+                ))
+            })?;
+        let mut v = views::entry(&bytes);
+        if let Ok(e) = EntryRef::parse(&bytes) {
+            v["payload_hash"] = Value::String(hex::encode(e.payload_hash()));
+        }
+        v["bytes"] = Value::String(hex::encode(&bytes));
+        Ok((envelope(next, head, v), 1))
+    })
+    .await
 }
 
 /// Customers nobody active owns — their owner departed or was disabled — and that have not been
@@ -753,56 +755,52 @@ async fn orphaned(
     uri: Uri,
 ) -> Result<Json<Value>, Problem> {
     caller.require_any(&[Scope::Hr, Scope::AuditRead])?;
-    let started = Instant::now();
     let now = Timestamp::now().0;
-    let out = q
-        .read(move |snap| {
-            let (next, head) = snap.position().map_err(storage_problem)?;
-            let mut list: Vec<Value> = Vec::new();
-            snap.orphans(|doc| {
-                if let Ok(v) = serde_json::from_slice::<Value>(doc) {
-                    list.push(v);
-                }
-            })
-            .map_err(storage_problem)?;
-            list.sort_by_key(|v| {
-                (
-                    v["since_us"].as_i64().unwrap_or(0),
-                    v["customer"].to_string(),
-                )
-            });
-            for v in &mut list {
-                let since = v["since_us"].as_i64().unwrap_or(now);
-                let secs = (now - since).max(0) / 1_000_000;
-                let owner = v["owner"].as_str().unwrap_or_default().to_string();
-                let successor = snap
-                    .handover(&owner)
-                    .map_err(storage_problem)?
-                    .and_then(|d| serde_json::from_slice::<Value>(&d).ok())
-                    .and_then(|plan| {
-                        plan["assignments"].as_array().and_then(|a| {
-                            a.iter()
-                                .find(|x| {
-                                    x["resource"]["type"] == "customer"
-                                        && x["resource"]["id"] == v["customer"]
-                                })
-                                .map(|x| x["successor"].clone())
-                        })
-                    })
-                    .unwrap_or(Value::Null);
-                if let Some(m) = v.as_object_mut() {
-                    m.remove("since_us");
-                    m.insert("orphaned_for_seconds".into(), secs.into());
-                    m.insert("orphaned_for_days".into(), (secs / 86_400).into());
-                    m.insert("planned_successor".into(), successor);
-                }
+    answer_read(&q, &caller, &uri, "orphaned", move |snap, next, head| {
+        let mut list: Vec<Value> = Vec::new();
+        snap.orphans(|doc| {
+            if let Ok(v) = serde_json::from_slice::<Value>(doc) {
+                list.push(v);
             }
-            let n = list.len() as u64;
-            Ok((
-                envelope(next, &head, json!({"count": n, "orphaned": list})),
-                n,
-            ))
         })
-        .await?;
-    answer(&q, &caller, &uri, "orphaned", started, out).await
+        .map_err(storage_problem)?;
+        list.sort_by_key(|v| {
+            (
+                v["since_us"].as_i64().unwrap_or(0),
+                v["customer"].to_string(),
+            )
+        });
+        for v in &mut list {
+            let since = v["since_us"].as_i64().unwrap_or(now);
+            let secs = (now - since).max(0) / 1_000_000;
+            let owner = v["owner"].as_str().unwrap_or_default().to_string();
+            let successor = snap
+                .handover(&owner)
+                .map_err(storage_problem)?
+                .and_then(|d| serde_json::from_slice::<Value>(&d).ok())
+                .and_then(|plan| {
+                    plan["assignments"].as_array().and_then(|a| {
+                        a.iter()
+                            .find(|x| {
+                                x["resource"]["type"] == "customer"
+                                    && x["resource"]["id"] == v["customer"]
+                            })
+                            .map(|x| x["successor"].clone())
+                    })
+                })
+                .unwrap_or(Value::Null);
+            if let Some(m) = v.as_object_mut() {
+                m.remove("since_us");
+                m.insert("orphaned_for_seconds".into(), secs.into());
+                m.insert("orphaned_for_days".into(), (secs / 86_400).into());
+                m.insert("planned_successor".into(), successor);
+            }
+        }
+        let n = list.len() as u64;
+        Ok((
+            envelope(next, head, json!({"count": n, "orphaned": list})),
+            n,
+        ))
+    })
+    .await
 }
