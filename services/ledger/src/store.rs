@@ -782,6 +782,45 @@ mod tests {
     }
 
     #[test]
+    fn clustered_rows_go_in_through_the_cursor_packing_the_leaves() {
+        const U: TableDefinition<(u32, u64), u64> = TableDefinition::new("u");
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        // Many rows into one gap inside each table: between group 1's rows and group 3's.
+        let txn = db.begin_write().unwrap();
+        for table in [T, U] {
+            let mut t = txn.open_table(table).unwrap();
+            for k in [(1, 0), (3, 0)] {
+                t.insert(k, 0).unwrap();
+            }
+        }
+        let rows: Vec<((u32, u64), u64)> = (0..20_000).map(|i| ((2, i), i)).collect();
+        {
+            let mut spliced = txn.open_table(T).unwrap();
+            insert_sorted(&mut spliced, &rows).unwrap();
+            let mut one_by_one = txn.open_table(U).unwrap();
+            for (k, v) in &rows {
+                one_by_one.insert(k, v).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        let txn = db.begin_read().unwrap();
+        let leaves = |t: &redb::ReadOnlyTable<(u32, u64), u64>| {
+            redb::ReadableTableMetadata::stats(t).unwrap().leaf_pages()
+        };
+        let (spliced, one_by_one) = (
+            leaves(&txn.open_table(T).unwrap()),
+            leaves(&txn.open_table(U).unwrap()),
+        );
+        // Inserts one by one into a gap inside the table split each full leaf in two and leave
+        // the left half behind; the cursor's splice fills its leaves.
+        assert!(
+            spliced * 3 < one_by_one * 2,
+            "{spliced} leaves spliced against {one_by_one} one by one"
+        );
+    }
+
+    #[test]
     fn sorted_inserts_through_a_cursor_land_as_row_by_row_inserts_would() {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::create(dir.path().join("t.redb")).unwrap();
