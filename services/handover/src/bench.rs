@@ -585,16 +585,14 @@ fn read_side(args: &BenchArgs, dir: &Path, rt: &tokio::runtime::Runtime) -> anyh
                 (g.ours_per_s, g.lag_p50, g.lag_p99, g.cpu_ours);
         }
         if g.raw_per_s > f.raw_per_s {
-            f.cpu_raw = g.cpu_raw;
+            (f.raw_per_s, f.cpu_raw) = (g.raw_per_s, g.cpu_raw);
         }
         if g.raw_consumed_per_s > f.raw_consumed_per_s {
-            f.cpu_raw_consumed = g.cpu_raw_consumed;
+            (f.raw_consumed_per_s, f.cpu_raw_consumed) = (g.raw_consumed_per_s, g.cpu_raw_consumed);
         }
         if g.steady_lag_p99 < f.steady_lag_p99 {
             (f.steady_lag_p50, f.steady_lag_p99) = (g.steady_lag_p50, g.steady_lag_p99);
         }
-        f.raw_per_s = f.raw_per_s.max(g.raw_per_s);
-        f.raw_consumed_per_s = f.raw_consumed_per_s.max(g.raw_consumed_per_s);
     }
     drop((all, entries, steady));
     println!();
