@@ -26,6 +26,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::forensic::path_and_query;
 use super::{QueryState, storage_problem};
 use crate::index::actor_key;
 use crate::store::{IndexName, Snapshot};
@@ -102,26 +103,6 @@ impl What {
 
 /// When the employee owned a customer: (from, until — null while they still do).
 type Periods = Vec<(Value, Value)>;
-
-/// What the export is made of, found before it is recorded.
-enum Keys {
-    /// Customer ids, with the periods the employee owned each.
-    Customers(Vec<(String, Periods)>),
-    /// Deal ids (with their customer and columns).
-    Deals(Vec<(String, String, DealFields)>),
-    /// Entry seqs.
-    Activity(Vec<u64>),
-}
-
-impl Keys {
-    fn len(&self) -> usize {
-        match self {
-            Keys::Customers(v) => v.len(),
-            Keys::Deals(v) => v.len(),
-            Keys::Activity(v) => v.len(),
-        }
-    }
-}
 
 fn event_at(snap: &Snapshot, seq: u64) -> Result<Option<(Event, Hash32)>, Problem> {
     snap.event(seq).map_err(storage_problem)
@@ -200,7 +181,7 @@ fn deals(
     employee: &str,
     customers: &[(String, Periods)],
     next: u64,
-) -> Result<Vec<(String, String, DealFields)>, Problem> {
+) -> Result<Vec<RowKey>, Problem> {
     let mut out = Vec::new();
     for (c, _) in customers {
         let mut held = BTreeSet::new();
@@ -270,7 +251,7 @@ fn deals(
         }
         for d in held {
             let f = fields.remove(&d).unwrap_or_default();
-            out.push((d, c.clone(), f));
+            out.push(RowKey::Deal(d, c.clone(), f));
         }
     }
     Ok(out)
@@ -535,49 +516,36 @@ async fn export(
     }
     let since = Timestamp::now().0 - days * Timestamp::MICROS_PER_DAY;
     let employee = id.clone();
-    let (keys, next, head) = q
+    let (rows, next, head) = q
         .read(move |snap| {
             let (next, head) = snap.position().map_err(storage_problem)?;
             if snap.employee(&employee).map_err(storage_problem)?.is_none() {
                 return Err(Problem::not_found(format!("no employee {employee:?}")));
             }
-            let keys = match what {
-                What::Customers => Keys::Customers(customers(snap, &employee, since, next)?),
+            let rows: Vec<RowKey> = match what {
+                What::Customers => customers(snap, &employee, since, next)?
+                    .into_iter()
+                    .map(|(c, p)| RowKey::Customer(c, p))
+                    .collect(),
                 What::Deals => {
                     let cs = customers(snap, &employee, since, next)?;
-                    Keys::Deals(deals(snap, &employee, &cs, next)?)
+                    deals(snap, &employee, &cs, next)?
                 }
-                What::Activity => Keys::Activity(
-                    seqs(snap, IndexName::Employee, &employee, since, next)?
-                        .into_iter()
-                        .filter(|s| {
-                            event_at(snap, *s).ok().flatten().is_some_and(|(ev, _)| {
-                                ev.actor.employee().is_some_and(|e| e.as_str() == employee)
-                            })
+                What::Activity => seqs(snap, IndexName::Employee, &employee, since, next)?
+                    .into_iter()
+                    .filter(|s| {
+                        event_at(snap, *s).ok().flatten().is_some_and(|(ev, _)| {
+                            ev.actor.employee().is_some_and(|e| e.as_str() == employee)
                         })
-                        .collect(),
-                ),
+                    })
+                    .map(RowKey::Activity)
+                    .collect(),
             };
-            Ok((keys, next, head))
+            Ok((rows, next, head))
         })
         .await?;
-    q.record(
-        &caller,
-        &format!(
-            "GET {}",
-            uri.path_and_query().map_or(uri.path(), |p| p.as_str())
-        ),
-        keys.len() as u64,
-    )
-    .await?;
-    let rows: Vec<RowKey> = match keys {
-        Keys::Customers(v) => v.into_iter().map(|(c, p)| RowKey::Customer(c, p)).collect(),
-        Keys::Deals(v) => v
-            .into_iter()
-            .map(|(d, c, f)| RowKey::Deal(d, c, f))
-            .collect(),
-        Keys::Activity(v) => v.into_iter().map(RowKey::Activity).collect(),
-    };
+    q.record(&caller, &path_and_query(&uri), rows.len() as u64)
+        .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let store = q.store.clone();
     let as_of = next.checked_sub(1).map_or(Value::Null, Value::from);

@@ -322,7 +322,7 @@ fn run_listing(snap: &Snapshot, l: &Listing) -> Result<(Value, u64), Problem> {
     Ok((envelope(below, &head, body), n))
 }
 
-fn path_and_query(uri: &Uri) -> String {
+pub(crate) fn path_and_query(uri: &Uri) -> String {
     format!(
         "GET {}",
         uri.path_and_query()
