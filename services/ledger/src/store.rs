@@ -398,7 +398,6 @@ impl LogStore {
                 log: txn.open_table(LOG)?,
                 sealed: Vec::new(),
                 sealed_ends: Vec::new(),
-                first_new: self.head.next_seq,
                 out_of_order: txn.open_table(idempotency::OUT_OF_ORDER)?,
                 runs: txn.open_table(idempotency::RUNS)?,
                 id_index: GroupIndex::new(self.max_idempotency_key),
@@ -408,11 +407,11 @@ impl LogStore {
                 recorded_at: now.max(self.head.recorded_at),
             };
             let out = work(&mut group)?;
+            let first_new = group.first_sealed();
             let Group {
                 mut log,
                 sealed,
                 sealed_ends,
-                first_new,
                 mut out_of_order,
                 mut runs,
                 id_index,
@@ -469,13 +468,12 @@ impl LogStore {
 /// together when [`LogStore::with_group`] commits.
 pub struct Group<'txn> {
     log: redb::Table<'txn, u64, &'static [u8]>,
-    /// The entries this group appended, sealed back to back, from seq `first_new` on: they go
+    /// The entries this group appended, sealed back to back (the last one is `head`'s): they go
     /// into `log` together when the group ends (through a cursor at the end of the log, which
     /// packs them into leaves at once — a third of the cost of one insert per entry).
     sealed: Vec<u8>,
     /// Where each sealed entry ends in `sealed`.
     sealed_ends: Vec<usize>,
-    first_new: u64,
     out_of_order: redb::Table<'txn, IdempotencyKey, u64>,
     runs: redb::Table<'txn, IdempotencyKey, &'static [u8]>,
     id_index: GroupIndex,
@@ -496,9 +494,14 @@ impl Group<'_> {
         self.outbox_cursor = Some(self.outbox_cursor.map_or(next, |c| c.max(next)));
     }
 
+    /// The seq of the first entry this group appended (`head` if none).
+    fn first_sealed(&self) -> u64 {
+        self.head.next_seq - self.sealed_ends.len() as u64
+    }
+
     /// An entry this group appended, by seq.
     fn sealed_entry(&self, seq: u64) -> Option<&[u8]> {
-        let i = usize::try_from(seq.checked_sub(self.first_new)?).ok()?;
+        let i = usize::try_from(seq.checked_sub(self.first_sealed())?).ok()?;
         let end = *self.sealed_ends.get(i)?;
         let start = i.checked_sub(1).map_or(0, |p| self.sealed_ends[p]);
         Some(&self.sealed[start..end])
